@@ -1,0 +1,832 @@
+package v1alpha1
+
+import (
+	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/api/resource"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+)
+
+// RagApplianceSpec declares one local RAG stack: Ollama with its server settings and model
+// variants, Qdrant with a tuned collection, and the RAG server. Every field defaults to the
+// value the DGX Spark performance guide recommends, corrected by upstream facts where the
+// guide is wrong (see docs/crd-reference.md).
+//
+// +kubebuilder:validation:XValidation:rule="!has(self.ragServer.concurrency) || self.ragServer.concurrency.warmingMaxConcurrentQueries < self.ollama.numParallel",message="spec.ragServer.concurrency.warmingMaxConcurrentQueries must be less than spec.ollama.numParallel: one Ollama slot is always kept for interactive chat",fieldPath=".ragServer.concurrency.warmingMaxConcurrentQueries"
+// +kubebuilder:validation:XValidation:rule="self.models.exists(m, m.name == self.ragServer.models.chat && m.role != 'embedding')",message="spec.ragServer.models.chat must name a declared spec.models[] variant whose role is not embedding",fieldPath=".ragServer.models.chat"
+// +kubebuilder:validation:XValidation:rule="self.models.exists(m, m.name == self.ragServer.models.embedding && m.role == 'embedding')",message="spec.ragServer.models.embedding must name a declared spec.models[] variant with role embedding",fieldPath=".ragServer.models.embedding"
+// +kubebuilder:validation:XValidation:rule="self.models.exists(m, m.name == self.ragServer.models.summary && m.role != 'embedding')",message="spec.ragServer.models.summary must name a declared spec.models[] variant whose role is not embedding",fieldPath=".ragServer.models.summary"
+// +kubebuilder:validation:XValidation:rule="self.models.exists(m, m.name == self.ragServer.models.tagging && m.role != 'embedding')",message="spec.ragServer.models.tagging must name a declared spec.models[] variant whose role is not embedding",fieldPath=".ragServer.models.tagging"
+// +kubebuilder:validation:XValidation:rule="self.models.filter(m, m.name == self.ragServer.models.chat).all(m, self.ragServer.tokens.context + self.ragServer.tokens.history + self.ragServer.tokens.system + self.ragServer.tokens.response <= m.parameters.numCtx)",messageExpression="'spec.ragServer.tokens: context+history+system+response = ' + string(self.ragServer.tokens.context + self.ragServer.tokens.history + self.ragServer.tokens.system + self.ragServer.tokens.response) + ' tokens does not fit the chat variant ' + self.ragServer.models.chat + ' (spec.models[].parameters.numCtx = ' + string(self.models.filter(m, m.name == self.ragServer.models.chat).map(m, m.parameters.numCtx)[0]) + ')'",fieldPath=".ragServer.tokens"
+type RagApplianceSpec struct {
+	// ollama configures the Ollama server: image, server settings (the guide's systemd
+	// override, §1), GPU, model store and scheduling.
+	// +kubebuilder:default={}
+	// +optional
+	Ollama OllamaSpec `json:"ollama,omitempty"`
+
+	// models are the model variants created on Ollama (guide §2): each is `ollama create
+	// <name>` FROM a base model with PARAMETER lines. Defaults to the guide's three.
+	// +kubebuilder:default={{name:"qwen3-rag",from:"qwen3:8b",role:"chat",parameters:{numCtx:8192,numThread:10,numGPU:999}},{name:"nomic-embed-rag",from:"nomic-embed-text",role:"embedding",parameters:{numCtx:2048,numThread:10}},{name:"deepseek-r1-rag",from:"deepseek-r1:14b",role:"reasoning",parameters:{numCtx:16384,numThread:10,numGPU:999}}}
+	// +listType=map
+	// +listMapKey=name
+	// +kubebuilder:validation:MinItems=1
+	// +kubebuilder:validation:MaxItems=16
+	// +optional
+	Models []ModelVariant `json:"models,omitempty"`
+
+	// runtime holds the process-level tuning of guide §3, rendered into the pods where each
+	// setting has an effect.
+	// +kubebuilder:default={}
+	// +optional
+	Runtime RuntimeSpec `json:"runtime,omitempty"`
+
+	// qdrant configures the vector database and its collection (guide §5).
+	// +kubebuilder:default={}
+	// +optional
+	Qdrant QdrantSpec `json:"qdrant,omitempty"`
+
+	// ragServer configures the RAG server: model roles, concurrency limits (guide §4), token
+	// budget, chunking, uploads and auth.
+	// +kubebuilder:default={}
+	// +optional
+	RagServer RagServerSpec `json:"ragServer,omitempty"`
+}
+
+// KVCacheType is the element type of Ollama's KV cache.
+// +kubebuilder:validation:Enum=f16;q8_0;q4_0
+type KVCacheType string
+
+const (
+	KVCacheF16  KVCacheType = "f16"
+	KVCacheQ8_0 KVCacheType = "q8_0"
+	KVCacheQ4_0 KVCacheType = "q4_0"
+)
+
+// Duration is a Go duration string ("90s", "10m", "24h", "1h30m").
+// +kubebuilder:validation:Pattern=`^([0-9]+(\.[0-9]+)?(ns|us|µs|ms|s|m|h))+$`
+// +kubebuilder:validation:MaxLength=32
+type Duration string
+
+// KeepAlive is a Go duration string, optionally negative (negative keeps models loaded forever).
+// +kubebuilder:validation:Pattern=`^-?([0-9]+(\.[0-9]+)?(ns|us|µs|ms|s|m|h))+$`
+// +kubebuilder:validation:MaxLength=32
+type KeepAlive string
+
+// OllamaSpec configures the Ollama Deployment.
+// +kubebuilder:validation:XValidation:rule="self.kvCacheType == 'f16' || self.flashAttention",message="spec.ollama.kvCacheType q8_0 and q4_0 need spec.ollama.flashAttention: true (Ollama falls back to f16 without it)",fieldPath=".kvCacheType"
+type OllamaSpec struct {
+	// image is the Ollama container image, pinned to a version tag so the operator knows which
+	// OLLAMA_* settings it honours.
+	// +kubebuilder:default="docker.io/ollama/ollama:0.24.0"
+	// +kubebuilder:validation:MinLength=1
+	// +kubebuilder:validation:MaxLength=512
+	// +optional
+	Image string `json:"image,omitempty"`
+
+	// numParallel is OLLAMA_NUM_PARALLEL: concurrent requests per loaded model. Embedding
+	// models always get one slot whatever this says. The KV cache grows with it.
+	// +kubebuilder:default=4
+	// +kubebuilder:validation:Minimum=1
+	// +kubebuilder:validation:Maximum=64
+	// +optional
+	NumParallel int32 `json:"numParallel,omitempty"`
+
+	// maxLoadedModels is OLLAMA_MAX_LOADED_MODELS; 0 lets Ollama choose (3 per GPU).
+	// +kubebuilder:default=3
+	// +kubebuilder:validation:Minimum=0
+	// +kubebuilder:validation:Maximum=32
+	// +optional
+	MaxLoadedModels int32 `json:"maxLoadedModels,omitempty"`
+
+	// flashAttention is OLLAMA_FLASH_ATTENTION.
+	// +kubebuilder:default=true
+	// +optional
+	FlashAttention bool `json:"flashAttention"`
+
+	// kvCacheType is OLLAMA_KV_CACHE_TYPE: f16, q8_0 (half the memory of f16) or q4_0.
+	// +kubebuilder:default="q8_0"
+	// +optional
+	KVCacheType KVCacheType `json:"kvCacheType,omitempty"`
+
+	// multiuserCache is OLLAMA_MULTIUSER_CACHE. Ollama removed it in v0.30.0: for such images
+	// it is not rendered and status says it is ignored.
+	// +kubebuilder:default=true
+	// +optional
+	MultiuserCache bool `json:"multiuserCache"`
+
+	// keepAlive is OLLAMA_KEEP_ALIVE: how long an idle model stays loaded; negative = forever.
+	// +kubebuilder:default="24h"
+	// +optional
+	KeepAlive KeepAlive `json:"keepAlive,omitempty"`
+
+	// gpuOverhead is OLLAMA_GPU_OVERHEAD, memory Ollama leaves unused per GPU (rendered in bytes).
+	// +kubebuilder:default="512Mi"
+	// +optional
+	GPUOverhead *resource.Quantity `json:"gpuOverhead,omitempty"`
+
+	// loadTimeout is OLLAMA_LOAD_TIMEOUT: how long a model load may stall before it fails.
+	// +kubebuilder:default="10m"
+	// +optional
+	LoadTimeout Duration `json:"loadTimeout,omitempty"`
+
+	// maxQueue is OLLAMA_MAX_QUEUE, requests waiting to be scheduled before Ollama answers 503.
+	// Unset keeps Ollama's default (512). Requests for an already loaded model bypass it.
+	// +kubebuilder:validation:Minimum=1
+	// +kubebuilder:validation:Maximum=65536
+	// +optional
+	MaxQueue *int32 `json:"maxQueue,omitempty"`
+
+	// gpus is the number of nvidia.com/gpu the Ollama pod requests; 0 runs on CPU.
+	// +kubebuilder:default=1
+	// +kubebuilder:validation:Minimum=0
+	// +kubebuilder:validation:Maximum=8
+	// +optional
+	GPUs int32 `json:"gpus"`
+
+	// resources are the Ollama container's requests and limits (the GPU request is added).
+	// +optional
+	Resources corev1.ResourceRequirements `json:"resources,omitempty"`
+
+	// storage is the model store volume.
+	// +kubebuilder:default={size:"200Gi"}
+	// +optional
+	Storage StorageSpec `json:"storage,omitempty"`
+
+	// nodeSelector is passed through to the Ollama pod.
+	// +optional
+	NodeSelector map[string]string `json:"nodeSelector,omitempty"`
+
+	// tolerations are passed through to the Ollama pod.
+	// +optional
+	// +listType=atomic
+	Tolerations []corev1.Toleration `json:"tolerations,omitempty"`
+
+	// affinity is passed through to the Ollama pod.
+	// +optional
+	Affinity *corev1.Affinity `json:"affinity,omitempty"`
+
+	// env is extra environment for the Ollama container. A name the operator renders itself
+	// (OLLAMA_NUM_PARALLEL, …) is refused: declare it through its field.
+	// +optional
+	// +listType=map
+	// +listMapKey=name
+	// +kubebuilder:validation:MaxItems=64
+	// +kubebuilder:validation:XValidation:rule="self.all(e, !(e.name in ['OLLAMA_HOST','OLLAMA_MODELS','OLLAMA_NUM_PARALLEL','OLLAMA_MAX_LOADED_MODELS','OLLAMA_FLASH_ATTENTION','OLLAMA_KV_CACHE_TYPE','OLLAMA_MULTIUSER_CACHE','OLLAMA_KEEP_ALIVE','OLLAMA_GPU_OVERHEAD','OLLAMA_LOAD_TIMEOUT','OLLAMA_MAX_QUEUE','CUDA_VISIBLE_DEVICES','MALLOC_ARENA_MAX']))",message="spec.ollama.env must not set a variable the operator renders from a field (OLLAMA_NUM_PARALLEL, OLLAMA_KV_CACHE_TYPE, …): set the field instead"
+	Env []corev1.EnvVar `json:"env,omitempty"`
+}
+
+// StorageSpec is a PersistentVolumeClaim's size and class.
+type StorageSpec struct {
+	// size is the requested capacity.
+	// +optional
+	Size *resource.Quantity `json:"size,omitempty"`
+
+	// storageClassName selects the StorageClass; unset uses the cluster default.
+	// +optional
+	StorageClassName *string `json:"storageClassName,omitempty"`
+}
+
+// ModelRole says what a variant is for.
+// +kubebuilder:validation:Enum=chat;embedding;reasoning;classification
+type ModelRole string
+
+const (
+	RoleChat           ModelRole = "chat"
+	RoleEmbedding      ModelRole = "embedding"
+	RoleReasoning      ModelRole = "reasoning"
+	RoleClassification ModelRole = "classification"
+)
+
+// ModelVariant is one `ollama create NAME` FROM a base model with PARAMETER lines.
+type ModelVariant struct {
+	// name is the variant's Ollama model name (e.g. qwen3-rag).
+	// +required
+	// +kubebuilder:validation:MinLength=1
+	// +kubebuilder:validation:MaxLength=128
+	// +kubebuilder:validation:Pattern=`^[a-zA-Z0-9][a-zA-Z0-9._-]*(:[a-zA-Z0-9._-]+)?$`
+	Name string `json:"name"`
+
+	// from is the base model pulled from the registry (e.g. qwen3:8b).
+	// +required
+	// +kubebuilder:validation:MinLength=1
+	// +kubebuilder:validation:MaxLength=256
+	// +kubebuilder:validation:Pattern=`^[a-zA-Z0-9][a-zA-Z0-9._/-]*(:[a-zA-Z0-9._-]+)?$`
+	From string `json:"from"`
+
+	// role is what the variant is used for: chat, embedding, reasoning or classification.
+	// Embedding variants always run with one Ollama slot.
+	// +required
+	Role ModelRole `json:"role"`
+
+	// parameters are the Modelfile PARAMETER lines, by their camelCase names. Only names
+	// Ollama accepts exist here; an unknown name is refused.
+	// +required
+	Parameters ModelParameters `json:"parameters"`
+
+	// system is an optional SYSTEM prompt baked into the variant.
+	// +optional
+	// +kubebuilder:validation:MaxLength=16384
+	System string `json:"system,omitempty"`
+
+	// template is an optional TEMPLATE overriding the base model's prompt template.
+	// +optional
+	// +kubebuilder:validation:MaxLength=65536
+	Template string `json:"template,omitempty"`
+
+	// size is the expected size of the base model's weights, used by the memory budget while
+	// the model is not yet on the server.
+	// +optional
+	Size *resource.Quantity `json:"size,omitempty"`
+}
+
+// ModelParameters are Ollama's Modelfile parameters (api/types.go FormatParams); the JSON
+// names are camelCase forms of Ollama's snake_case ones.
+type ModelParameters struct {
+	// numCtx is num_ctx, the context window. Always set: unset, Ollama picks one from free
+	// memory (256k on a 128 GB machine), which sizes the KV cache.
+	// +required
+	// +kubebuilder:validation:Minimum=128
+	// +kubebuilder:validation:Maximum=1048576
+	NumCtx int32 `json:"numCtx"`
+	// numThread is num_thread, CPU threads for the model (10 = the GB10's performance cores).
+	// +optional
+	// +kubebuilder:validation:Minimum=1
+	// +kubebuilder:validation:Maximum=256
+	NumThread *int32 `json:"numThread,omitempty"`
+	// numGPU is num_gpu, layers offloaded to the GPU (999 = all).
+	// +optional
+	// +kubebuilder:validation:Minimum=-1
+	// +kubebuilder:validation:Maximum=999
+	NumGPU *int32 `json:"numGPU,omitempty"`
+	// numBatch is num_batch, the prompt-processing batch size.
+	// +optional
+	// +kubebuilder:validation:Minimum=1
+	NumBatch *int32 `json:"numBatch,omitempty"`
+	// mainGPU is main_gpu.
+	// +optional
+	// +kubebuilder:validation:Minimum=0
+	MainGPU *int32 `json:"mainGPU,omitempty"`
+	// useMmap is use_mmap.
+	// +optional
+	UseMmap *bool `json:"useMmap,omitempty"`
+	// numKeep is num_keep, tokens kept when the context is shifted.
+	// +optional
+	// +kubebuilder:validation:Minimum=0
+	NumKeep *int32 `json:"numKeep,omitempty"`
+	// seed is the sampling seed.
+	// +optional
+	Seed *int32 `json:"seed,omitempty"`
+	// numPredict is num_predict, the most tokens generated (-1 = unlimited).
+	// +optional
+	// +kubebuilder:validation:Minimum=-2
+	NumPredict *int32 `json:"numPredict,omitempty"`
+	// topK is top_k.
+	// +optional
+	// +kubebuilder:validation:Minimum=0
+	TopK *int32 `json:"topK,omitempty"`
+	// topP is top_p, between 0 and 1.
+	// +optional
+	// +kubebuilder:validation:Minimum=0
+	// +kubebuilder:validation:Maximum=1
+	TopP *Number `json:"topP,omitempty"`
+	// minP is min_p, between 0 and 1.
+	// +optional
+	// +kubebuilder:validation:Minimum=0
+	// +kubebuilder:validation:Maximum=1
+	MinP *Number `json:"minP,omitempty"`
+	// typicalP is typical_p, between 0 and 1.
+	// +optional
+	// +kubebuilder:validation:Minimum=0
+	// +kubebuilder:validation:Maximum=1
+	TypicalP *Number `json:"typicalP,omitempty"`
+	// repeatLastN is repeat_last_n.
+	// +optional
+	// +kubebuilder:validation:Minimum=-1
+	RepeatLastN *int32 `json:"repeatLastN,omitempty"`
+	// temperature is the sampling temperature, 0 to 2.
+	// +optional
+	// +kubebuilder:validation:Minimum=0
+	// +kubebuilder:validation:Maximum=2
+	Temperature *Number `json:"temperature,omitempty"`
+	// repeatPenalty is repeat_penalty.
+	// +optional
+	// +kubebuilder:validation:Minimum=0
+	RepeatPenalty *Number `json:"repeatPenalty,omitempty"`
+	// presencePenalty is presence_penalty.
+	// +optional
+	PresencePenalty *Number `json:"presencePenalty,omitempty"`
+	// frequencyPenalty is frequency_penalty.
+	// +optional
+	FrequencyPenalty *Number `json:"frequencyPenalty,omitempty"`
+	// stop are stop sequences.
+	// +optional
+	// +listType=atomic
+	// +kubebuilder:validation:MaxItems=16
+	// +kubebuilder:validation:items:MaxLength=64
+	Stop []string `json:"stop,omitempty"`
+}
+
+// RuntimeSpec is the process tuning of guide §3. Each value is rendered only into the pods
+// where it has an effect (see docs/crd-reference.md#runtime).
+type RuntimeSpec struct {
+	// ompNumThreads is OMP_NUM_THREADS for OpenMP code in the RAG server pod (parsers/OCR).
+	// Ollama's build has GGML OpenMP off, so model threads are set by num_thread instead.
+	// +kubebuilder:default=10
+	// +kubebuilder:validation:Minimum=1
+	// +kubebuilder:validation:Maximum=256
+	// +optional
+	OMPNumThreads int32 `json:"ompNumThreads,omitempty"`
+
+	// ompSchedule is OMP_SCHEDULE for the RAG server pod.
+	// +kubebuilder:default="guided"
+	// +kubebuilder:validation:Enum=static;dynamic;guided;auto
+	// +optional
+	OMPSchedule string `json:"ompSchedule,omitempty"`
+
+	// mallocArenaMax is MALLOC_ARENA_MAX for glibc processes: Ollama's runners.
+	// +kubebuilder:default=4
+	// +kubebuilder:validation:Minimum=1
+	// +kubebuilder:validation:Maximum=1024
+	// +optional
+	MallocArenaMax int32 `json:"mallocArenaMax,omitempty"`
+
+	// cudaVisibleDevices is CUDA_VISIBLE_DEVICES for the Ollama pod (the GPU user).
+	// +kubebuilder:default="0"
+	// +kubebuilder:validation:Pattern=`^[0-9A-Za-z,-]*$`
+	// +kubebuilder:validation:MaxLength=256
+	// +optional
+	CUDAVisibleDevices string `json:"cudaVisibleDevices,omitempty"`
+
+	// pytorchCudaAllocConf is PYTORCH_CUDA_ALLOC_CONF for PyTorch processes. No container of
+	// the appliance runs PyTorch, so it is rendered into the RAG server pod only, for parser
+	// add-ons that do.
+	// +kubebuilder:default="expandable_segments:True"
+	// +kubebuilder:validation:MaxLength=256
+	// +optional
+	PytorchCUDAAllocConf string `json:"pytorchCudaAllocConf,omitempty"`
+}
+
+// Distance is the vector distance function of a collection.
+// +kubebuilder:validation:Enum=Cosine;Dot;Euclid;Manhattan
+type Distance string
+
+// QdrantSpec configures the Qdrant StatefulSet and its collection.
+type QdrantSpec struct {
+	// image is the Qdrant container image.
+	// +kubebuilder:default="docker.io/qdrant/qdrant:v1.17.1-unprivileged"
+	// +kubebuilder:validation:MinLength=1
+	// +kubebuilder:validation:MaxLength=512
+	// +optional
+	Image string `json:"image,omitempty"`
+
+	// resources are the Qdrant container's requests and limits.
+	// +optional
+	Resources corev1.ResourceRequirements `json:"resources,omitempty"`
+
+	// storage is the Qdrant data volume (volume claim template).
+	// +kubebuilder:default={size:"50Gi"}
+	// +optional
+	Storage StorageSpec `json:"storage,omitempty"`
+
+	// apiKeySecretRef names a Secret key holding Qdrant's API key; unset runs without one.
+	// +optional
+	APIKeySecretRef *corev1.SecretKeySelector `json:"apiKeySecretRef,omitempty"`
+
+	// collection is the tuned collection the RAG server writes to.
+	// +kubebuilder:default={}
+	// +optional
+	Collection CollectionSpec `json:"collection,omitempty"`
+
+	// search holds search-time parameters used by the RAG server.
+	// +kubebuilder:default={}
+	// +optional
+	Search SearchSpec `json:"search,omitempty"`
+}
+
+// CollectionSpec is the Qdrant collection (guide §5).
+type CollectionSpec struct {
+	// name is the collection name.
+	// +kubebuilder:default="documents"
+	// +kubebuilder:validation:Pattern=`^[a-zA-Z0-9_-]{1,64}$`
+	// +kubebuilder:validation:XValidation:rule="self == oldSelf",message="spec.qdrant.collection.name is immutable: the operator never renames or drops a collection holding data"
+	// +optional
+	Name string `json:"name,omitempty"`
+
+	// vectorSize is the vector dimension; it must equal the embedding model's output (768 for
+	// nomic-embed-text). Fixed at creation.
+	// +kubebuilder:default=768
+	// +kubebuilder:validation:Minimum=1
+	// +kubebuilder:validation:Maximum=65536
+	// +kubebuilder:validation:XValidation:rule="self == oldSelf",message="spec.qdrant.collection.vectorSize is immutable: Qdrant fixes it at creation; declare a new collection name to change it"
+	// +optional
+	VectorSize int32 `json:"vectorSize,omitempty"`
+
+	// distance is the similarity function. Fixed at creation.
+	// +kubebuilder:default="Cosine"
+	// +kubebuilder:validation:XValidation:rule="self == oldSelf",message="spec.qdrant.collection.distance is immutable: Qdrant fixes it at creation; declare a new collection name to change it"
+	// +optional
+	Distance Distance `json:"distance,omitempty"`
+
+	// onDisk keeps original vectors on disk (memmap) instead of RAM.
+	// +kubebuilder:default=false
+	// +optional
+	OnDisk bool `json:"onDisk"`
+
+	// hnsw is the HNSW index build configuration.
+	// +kubebuilder:default={}
+	// +optional
+	HNSW HNSWSpec `json:"hnsw,omitempty"`
+
+	// quantization is the vector quantization.
+	// +kubebuilder:default={}
+	// +optional
+	Quantization QuantizationSpec `json:"quantization,omitempty"`
+
+	// optimizers are the optimizer thresholds.
+	// +kubebuilder:default={}
+	// +optional
+	Optimizers OptimizersSpec `json:"optimizers,omitempty"`
+}
+
+// HNSWSpec is the HNSW build configuration; ef is a search-time value (spec.qdrant.search).
+type HNSWSpec struct {
+	// m is edges per node; 0 disables the HNSW index.
+	// +kubebuilder:default=16
+	// +kubebuilder:validation:Minimum=0
+	// +kubebuilder:validation:Maximum=128
+	// +optional
+	M int32 `json:"m"`
+
+	// efConstruct is the build-time candidate list size.
+	// +kubebuilder:default=200
+	// +kubebuilder:validation:Minimum=4
+	// +kubebuilder:validation:Maximum=4096
+	// +optional
+	EfConstruct int32 `json:"efConstruct,omitempty"`
+}
+
+// QuantizationType selects the quantization method.
+// +kubebuilder:validation:Enum=scalar;none
+type QuantizationType string
+
+const (
+	QuantizationScalar QuantizationType = "scalar"
+	QuantizationNone   QuantizationType = "none"
+)
+
+// QuantizationSpec is the collection's quantization: scalar int8, or none.
+type QuantizationSpec struct {
+	// type is scalar (int8) or none.
+	// +kubebuilder:default="scalar"
+	// +optional
+	Type QuantizationType `json:"type,omitempty"`
+
+	// alwaysRam keeps quantized vectors in RAM for rescoring.
+	// +kubebuilder:default=true
+	// +optional
+	AlwaysRAM bool `json:"alwaysRam"`
+}
+
+// OptimizersSpec are Qdrant optimizer settings.
+type OptimizersSpec struct {
+	// indexingThreshold is the segment size (KB of vectors) above which HNSW is built;
+	// raised to delay index rebuilds during bulk uploads. 0 disables indexing.
+	// +kubebuilder:default=50000
+	// +kubebuilder:validation:Minimum=0
+	// +optional
+	IndexingThreshold int64 `json:"indexingThreshold"`
+
+	// defaultSegmentNumber is the target number of segments.
+	// +kubebuilder:default=2
+	// +kubebuilder:validation:Minimum=1
+	// +kubebuilder:validation:Maximum=64
+	// +optional
+	DefaultSegmentNumber int32 `json:"defaultSegmentNumber,omitempty"`
+
+	// memmapThreshold is the segment size (KB) above which vectors are memory-mapped.
+	// +kubebuilder:default=200000
+	// +kubebuilder:validation:Minimum=0
+	// +optional
+	MemmapThreshold int64 `json:"memmapThreshold"`
+}
+
+// SearchSpec holds search-time parameters.
+type SearchSpec struct {
+	// hnswEf is the search-time HNSW candidate list size (Qdrant does not store it on the
+	// collection; the RAG server sends it with every search).
+	// +kubebuilder:default=128
+	// +kubebuilder:validation:Minimum=1
+	// +kubebuilder:validation:Maximum=4096
+	// +optional
+	HNSWEf int32 `json:"hnswEf,omitempty"`
+}
+
+// RagServerSpec configures the RAG server.
+// +kubebuilder:validation:XValidation:rule="self.chunking.overlap < self.chunking.size",message="spec.ragServer.chunking.overlap must be less than spec.ragServer.chunking.size",fieldPath=".chunking.overlap"
+type RagServerSpec struct {
+	// image is the RAG server image.
+	// +kubebuilder:default="ghcr.io/ragstack/rag-server:v0.1.0"
+	// +kubebuilder:validation:MinLength=1
+	// +kubebuilder:validation:MaxLength=512
+	// +optional
+	Image string `json:"image,omitempty"`
+
+	// replicas is 1, or 0 to stop the server: its document store is an embedded database on
+	// a ReadWriteOnce volume, so one replica owns it.
+	// +kubebuilder:default=1
+	// +kubebuilder:validation:Minimum=0
+	// +kubebuilder:validation:Maximum=1
+	// +optional
+	Replicas int32 `json:"replicas"`
+
+	// resources are the RAG server container's requests and limits.
+	// +optional
+	Resources corev1.ResourceRequirements `json:"resources,omitempty"`
+
+	// storage is the data volume holding originals and the embedded store.
+	// +kubebuilder:default={size:"20Gi"}
+	// +optional
+	Storage StorageSpec `json:"storage,omitempty"`
+
+	// models maps the server's uses to spec.models[] variant names.
+	// +kubebuilder:default={}
+	// +optional
+	Models ModelRoles `json:"models,omitempty"`
+
+	// concurrency are the limits that keep the server responsive (guide §4, corrected).
+	// +kubebuilder:default={}
+	// +optional
+	Concurrency ConcurrencySpec `json:"concurrency,omitempty"`
+
+	// tokens is the prompt budget; its sum must fit the chat variant's numCtx.
+	// +kubebuilder:default={}
+	// +optional
+	Tokens TokenBudget `json:"tokens,omitempty"`
+
+	// chunking is how documents are split before embedding.
+	// +kubebuilder:default={}
+	// +optional
+	Chunking ChunkingSpec `json:"chunking,omitempty"`
+
+	// retrieval are the search settings for answers.
+	// +kubebuilder:default={}
+	// +optional
+	Retrieval RetrievalSpec `json:"retrieval,omitempty"`
+
+	// uploads are the limits on uploaded files.
+	// +kubebuilder:default={}
+	// +optional
+	Uploads UploadLimits `json:"uploads,omitempty"`
+
+	// auth says where API keys come from.
+	// +optional
+	Auth AuthSpec `json:"auth,omitempty"`
+}
+
+// ModelRoles names the variant used for each task.
+type ModelRoles struct {
+	// chat answers questions.
+	// +kubebuilder:default="qwen3-rag"
+	// +kubebuilder:validation:MinLength=1
+	// +optional
+	Chat string `json:"chat,omitempty"`
+	// embedding embeds chunks and queries.
+	// +kubebuilder:default="nomic-embed-rag"
+	// +kubebuilder:validation:MinLength=1
+	// +optional
+	Embedding string `json:"embedding,omitempty"`
+	// summary writes per-document summaries.
+	// +kubebuilder:default="qwen3-rag"
+	// +kubebuilder:validation:MinLength=1
+	// +optional
+	Summary string `json:"summary,omitempty"`
+	// tagging classifies documents into tags.
+	// +kubebuilder:default="deepseek-r1-rag"
+	// +kubebuilder:validation:MinLength=1
+	// +optional
+	Tagging string `json:"tagging,omitempty"`
+}
+
+// ConcurrencySpec bounds the work the RAG server sends to Ollama.
+type ConcurrencySpec struct {
+	// embedConcurrency is the most /api/embed batch calls in flight. Ollama runs an embedding
+	// model with one slot, so more than 2 only queues inside Ollama.
+	// +kubebuilder:default=2
+	// +kubebuilder:validation:Minimum=1
+	// +kubebuilder:validation:Maximum=16
+	// +optional
+	EmbedConcurrency int32 `json:"embedConcurrency,omitempty"`
+
+	// embedBatchSize is the most chunks per /api/embed call.
+	// +kubebuilder:default=32
+	// +kubebuilder:validation:Minimum=1
+	// +kubebuilder:validation:Maximum=512
+	// +optional
+	EmbedBatchSize int32 `json:"embedBatchSize,omitempty"`
+
+	// maxConcurrentProcessing is the most documents parsed/chunked/embedded at once.
+	// +kubebuilder:default=3
+	// +kubebuilder:validation:Minimum=1
+	// +kubebuilder:validation:Maximum=64
+	// +optional
+	MaxConcurrentProcessing int32 `json:"maxConcurrentProcessing,omitempty"`
+
+	// jobWorkers is the number of background job workers (summaries, tags, reprocessing).
+	// +kubebuilder:default=3
+	// +kubebuilder:validation:Minimum=1
+	// +kubebuilder:validation:Maximum=64
+	// +optional
+	JobWorkers int32 `json:"jobWorkers,omitempty"`
+
+	// ragTimeout is the deadline of one answer.
+	// +kubebuilder:default="60s"
+	// +optional
+	RagTimeout Duration `json:"ragTimeout,omitempty"`
+
+	// warmingMaxConcurrentQueries is the most background LLM calls at once; it must be below
+	// spec.ollama.numParallel so a chat slot stays free.
+	// +kubebuilder:default=3
+	// +kubebuilder:validation:Minimum=0
+	// +kubebuilder:validation:Maximum=63
+	// +optional
+	WarmingMaxConcurrentQueries int32 `json:"warmingMaxConcurrentQueries"`
+
+	// maxQueuedUploads is the most documents waiting for processing; beyond it uploads get
+	// 503 with Retry-After.
+	// +kubebuilder:default=10000
+	// +kubebuilder:validation:Minimum=1
+	// +optional
+	MaxQueuedDocuments int32 `json:"maxQueuedDocuments,omitempty"`
+}
+
+// TokenBudget is the chat prompt budget in tokens.
+type TokenBudget struct {
+	// context is the budget for retrieved chunks.
+	// +kubebuilder:default=6000
+	// +kubebuilder:validation:Minimum=0
+	// +kubebuilder:validation:Maximum=1048576
+	// +optional
+	Context int32 `json:"context"`
+	// history is the budget for earlier turns.
+	// +kubebuilder:default=1500
+	// +kubebuilder:validation:Minimum=0
+	// +kubebuilder:validation:Maximum=1048576
+	// +optional
+	History int32 `json:"history"`
+	// system is the budget for the system prompt.
+	// +kubebuilder:default=500
+	// +kubebuilder:validation:Minimum=0
+	// +kubebuilder:validation:Maximum=1048576
+	// +optional
+	System int32 `json:"system"`
+	// response is the budget for the answer. The guide's 6000+1500+500 leaves 192 tokens of a
+	// num_ctx of 8192; raise the chat variant's numCtx for longer answers.
+	// +kubebuilder:default=192
+	// +kubebuilder:validation:Minimum=16
+	// +kubebuilder:validation:Maximum=1048576
+	// +optional
+	Response int32 `json:"response"`
+}
+
+// ChunkingSpec is how text is split before embedding.
+type ChunkingSpec struct {
+	// size is the target chunk size in tokens.
+	// +kubebuilder:default=200
+	// +kubebuilder:validation:Minimum=16
+	// +kubebuilder:validation:Maximum=8192
+	// +optional
+	Size int32 `json:"size"`
+	// overlap is the tokens shared by consecutive chunks.
+	// +kubebuilder:default=40
+	// +kubebuilder:validation:Minimum=0
+	// +kubebuilder:validation:Maximum=8191
+	// +optional
+	Overlap int32 `json:"overlap"`
+}
+
+// RetrievalSpec are search settings for answers.
+type RetrievalSpec struct {
+	// topK is how many chunks are retrieved.
+	// +kubebuilder:default=8
+	// +kubebuilder:validation:Minimum=1
+	// +kubebuilder:validation:Maximum=100
+	// +optional
+	TopK int32 `json:"topK,omitempty"`
+	// scoreThreshold drops chunks scoring below it.
+	// +kubebuilder:default=0.3
+	// +kubebuilder:validation:Minimum=-1
+	// +kubebuilder:validation:Maximum=1
+	// +optional
+	ScoreThreshold *Number `json:"scoreThreshold,omitempty"`
+	// maxChunksPerDocument caps chunks from one document.
+	// +kubebuilder:default=3
+	// +kubebuilder:validation:Minimum=1
+	// +kubebuilder:validation:Maximum=100
+	// +optional
+	MaxChunksPerDocument int32 `json:"maxChunksPerDocument,omitempty"`
+}
+
+// UploadLimits bound uploads.
+type UploadLimits struct {
+	// maxFileSize is the largest file accepted.
+	// +kubebuilder:default="100Mi"
+	// +optional
+	MaxFileSize *resource.Quantity `json:"maxFileSize,omitempty"`
+	// maxFilesPerRequest is the most files in one upload request.
+	// +kubebuilder:default=100
+	// +kubebuilder:validation:Minimum=1
+	// +kubebuilder:validation:Maximum=10000
+	// +optional
+	MaxFilesPerRequest int32 `json:"maxFilesPerRequest,omitempty"`
+	// allowedTypes are the accepted file extensions.
+	// +kubebuilder:default={txt,md,html,csv,pdf,docx}
+	// +listType=set
+	// +kubebuilder:validation:MaxItems=16
+	// +kubebuilder:validation:items:Enum=txt;md;html;csv;pdf;docx
+	// +optional
+	AllowedTypes []string `json:"allowedTypes,omitempty"`
+}
+
+// AuthSpec says where API keys come from.
+type AuthSpec struct {
+	// apiKeysSecretRef names a Secret whose keys are API key records; unset, the operator
+	// creates <name>-rag-api-keys with one admin key.
+	// +optional
+	APIKeysSecretRef *corev1.LocalObjectReference `json:"apiKeysSecretRef,omitempty"`
+}
+
+// RagApplianceStatus is what the operator observed.
+type RagApplianceStatus struct {
+	// observedGeneration is the spec generation the last successful reconcile acted on.
+	// +optional
+	ObservedGeneration int64 `json:"observedGeneration,omitempty"`
+
+	// conditions: Ready, OllamaReady, QdrantReady, RagServerReady, ModelsReady,
+	// CollectionReady.
+	// +optional
+	// +listType=map
+	// +listMapKey=type
+	Conditions []metav1.Condition `json:"conditions,omitempty"`
+
+	// endpoints are the in-cluster addresses of the components.
+	// +optional
+	Endpoints Endpoints `json:"endpoints,omitempty"`
+
+	// ignoredSettings are declared settings the Ollama version in use ignores, so they are not
+	// rendered (e.g. OLLAMA_MULTIUSER_CACHE from v0.30).
+	// +optional
+	// +listType=atomic
+	IgnoredSettings []string `json:"ignoredSettings,omitempty"`
+}
+
+// Endpoints are in-cluster URLs.
+type Endpoints struct {
+	// ollama is Ollama's HTTP API.
+	// +optional
+	Ollama string `json:"ollama,omitempty"`
+	// qdrantGRPC is Qdrant's gRPC API.
+	// +optional
+	QdrantGRPC string `json:"qdrantGRPC,omitempty"`
+	// qdrantHTTP is Qdrant's REST API.
+	// +optional
+	QdrantHTTP string `json:"qdrantHTTP,omitempty"`
+	// ragServer is the RAG server's HTTP API.
+	// +optional
+	RagServer string `json:"ragServer,omitempty"`
+}
+
+// RagAppliance is a local RAG stack: Ollama, Qdrant and the RAG server, tuned as one.
+// +kubebuilder:object:root=true
+// +kubebuilder:subresource:status
+// +kubebuilder:resource:shortName=rag,categories=ragstack
+// +kubebuilder:printcolumn:name="Ready",type=string,JSONPath=`.status.conditions[?(@.type=="Ready")].status`
+// +kubebuilder:printcolumn:name="Ollama",type=string,JSONPath=`.status.conditions[?(@.type=="OllamaReady")].status`
+// +kubebuilder:printcolumn:name="Qdrant",type=string,JSONPath=`.status.conditions[?(@.type=="QdrantReady")].status`
+// +kubebuilder:printcolumn:name="RAG",type=string,JSONPath=`.status.conditions[?(@.type=="RagServerReady")].status`
+// +kubebuilder:printcolumn:name="Reason",type=string,priority=1,JSONPath=`.status.conditions[?(@.type=="Ready")].reason`
+// +kubebuilder:printcolumn:name="Age",type=date,JSONPath=`.metadata.creationTimestamp`
+type RagAppliance struct {
+	metav1.TypeMeta   `json:",inline"`
+	metav1.ObjectMeta `json:"metadata,omitempty"`
+
+	// spec is the declared appliance.
+	// +kubebuilder:default={}
+	// +optional
+	Spec RagApplianceSpec `json:"spec,omitempty"`
+
+	// status is what the operator observed.
+	// +optional
+	Status RagApplianceStatus `json:"status,omitempty"`
+}
+
+// RagApplianceList is a list of RagAppliances.
+// +kubebuilder:object:root=true
+type RagApplianceList struct {
+	metav1.TypeMeta `json:",inline"`
+	metav1.ListMeta `json:"metadata,omitempty"`
+	Items           []RagAppliance `json:"items"`
+}
+
+func init() {
+	SchemeBuilder.Register(&RagAppliance{}, &RagApplianceList{})
+}

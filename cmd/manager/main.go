@@ -1,0 +1,82 @@
+// Command manager runs the rag-operator controller manager. `manager model-sync` is the
+// command the model-creation Jobs run (same image).
+package main
+
+import (
+	"flag"
+	"fmt"
+	"os"
+
+	"k8s.io/apimachinery/pkg/runtime"
+	utilruntime "k8s.io/apimachinery/pkg/util/runtime"
+	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
+	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/healthz"
+	"sigs.k8s.io/controller-runtime/pkg/log/zap"
+	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
+
+	ragv1 "github.com/ragstack/rag-operator/api/v1alpha1"
+	"github.com/ragstack/rag-operator/controllers"
+)
+
+func main() {
+	if len(os.Args) > 1 && os.Args[1] == "model-sync" {
+		os.Exit(modelSyncMain(os.Args[2:]))
+	}
+	os.Exit(managerMain())
+}
+
+func managerMain() int {
+	var metricsAddr, probeAddr string
+	var leaderElect bool
+	var leaderElectionNamespace string
+	flag.StringVar(&metricsAddr, "metrics-bind-address", ":8080", "address the metrics endpoint binds to; 0 disables it")
+	flag.StringVar(&probeAddr, "health-probe-bind-address", ":8081", "address the health probes bind to")
+	flag.BoolVar(&leaderElect, "leader-elect", false, "use leader election so only one manager reconciles")
+	flag.StringVar(&leaderElectionNamespace, "leader-election-namespace", "", "namespace of the leader election Lease (default: the pod's)")
+	opts := zap.Options{}
+	opts.BindFlags(flag.CommandLine)
+	flag.Parse()
+	ctrl.SetLogger(zap.New(zap.UseFlagOptions(&opts)))
+	setupLog := ctrl.Log.WithName("setup")
+
+	scheme := runtime.NewScheme()
+	utilruntime.Must(clientgoscheme.AddToScheme(scheme))
+	utilruntime.Must(ragv1.AddToScheme(scheme))
+
+	mgr, err := ctrl.NewManager(ctrl.GetConfigOrDie(), ctrl.Options{
+		Scheme:                  scheme,
+		Metrics:                 metricsserver.Options{BindAddress: metricsAddr},
+		HealthProbeBindAddress:  probeAddr,
+		LeaderElection:          leaderElect,
+		LeaderElectionID:        "rag-operator.ragstack.dev",
+		LeaderElectionNamespace: leaderElectionNamespace,
+	})
+	if err != nil {
+		setupLog.Error(err, "Failed to create manager")
+		return 1
+	}
+	if err := controllers.Setup(mgr); err != nil {
+		setupLog.Error(err, "Failed to set up controller")
+		return 1
+	}
+	if err := mgr.AddHealthzCheck("healthz", healthz.Ping); err != nil {
+		setupLog.Error(err, "Failed to add health check")
+		return 1
+	}
+	if err := mgr.AddReadyzCheck("readyz", healthz.Ping); err != nil {
+		setupLog.Error(err, "Failed to add ready check")
+		return 1
+	}
+	setupLog.Info("Starting manager")
+	if err := mgr.Start(ctrl.SetupSignalHandler()); err != nil {
+		setupLog.Error(err, "Manager stopped with an error")
+		return 1
+	}
+	return 0
+}
+
+func modelSyncMain(args []string) int {
+	fmt.Fprintln(os.Stderr, "model-sync: not built yet", args)
+	return 2
+}

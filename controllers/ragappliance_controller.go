@@ -1,0 +1,221 @@
+// Package controllers holds the RagAppliance reconciler: fetch → deferred status write →
+// one sub-reconciler per component, each applying objects built by pure functions.
+package controllers
+
+import (
+	"context"
+	"errors"
+	"time"
+
+	appsv1 "k8s.io/api/apps/v1"
+	batchv1 "k8s.io/api/batch/v1"
+	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/api/equality"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/apimachinery/pkg/runtime"
+	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/builder"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/log"
+	"sigs.k8s.io/controller-runtime/pkg/predicate"
+	"sigs.k8s.io/controller-runtime/pkg/recorder"
+
+	ragv1 "github.com/ragstack/rag-operator/api/v1alpha1"
+)
+
+// RagApplianceReconciler reconciles RagAppliance objects.
+type RagApplianceReconciler struct {
+	client.Client
+	Scheme   *runtime.Scheme
+	// APIReader reads uncached: Secrets are fetched by name, never listed or watched.
+	APIReader client.Reader
+	Recorder recorder.EventRecorder
+	// External reaches Ollama and Qdrant; nil disables the API-driven parts (models and
+	// collection), which then report Unknown.
+	External *ExternalClients
+}
+
+// scope is what one reconcile pass shares between sub-reconcilers.
+type scope struct {
+	ra *ragv1.RagAppliance
+	// observed component states, filled by the sub-reconcilers that own them
+	ollama, qdrant, ragServer state
+}
+
+// subResult is one sub-reconciler's outcome; the shortest requeue wins.
+type subResult struct {
+	requeueAfter time.Duration
+}
+
+type subReconciler func(ctx context.Context, s *scope) (subResult, error)
+
+// +kubebuilder:rbac:groups=rag.ragstack.dev,resources=ragappliances,verbs=get;list;watch
+// +kubebuilder:rbac:groups=rag.ragstack.dev,resources=ragappliances/status,verbs=get;update;patch
+// +kubebuilder:rbac:groups=apps,resources=deployments;statefulsets,verbs=get;list;watch;create;update;patch
+// +kubebuilder:rbac:groups="",resources=services;configmaps;persistentvolumeclaims,verbs=get;list;watch;create;update;patch
+// +kubebuilder:rbac:groups="",resources=secrets,verbs=get;create
+// +kubebuilder:rbac:groups=batch,resources=jobs,verbs=get;list;watch;create;update;patch;delete
+// +kubebuilder:rbac:groups="",resources=nodes,verbs=get;list;watch
+// +kubebuilder:rbac:groups=events.k8s.io,resources=events,verbs=create;patch
+
+// Reconcile brings one appliance's children to the declared state and reports it.
+func (r *RagApplianceReconciler) Reconcile(ctx context.Context, req ctrl.Request) (res ctrl.Result, retErr error) {
+	logger := log.FromContext(ctx)
+	ra := &ragv1.RagAppliance{}
+	if err := r.Get(ctx, req.NamespacedName, ra); err != nil {
+		return ctrl.Result{}, client.IgnoreNotFound(err)
+	}
+	if !ra.DeletionTimestamp.IsZero() {
+		// Owner references collect every child; nothing external is deleted.
+		return ctrl.Result{}, nil
+	}
+
+	before := ra.DeepCopy()
+	s := &scope{ra: ra}
+	defer func() {
+		setCondition(ra, ragv1.ConditionReady, readyState(ra.Status.Conditions))
+		if retErr == nil {
+			ra.Status.ObservedGeneration = ra.Generation
+		}
+		if equality.Semantic.DeepEqual(before.Status, ra.Status) {
+			return
+		}
+		if err := r.Status().Patch(ctx, ra, client.MergeFrom(before)); err != nil && !apierrors.IsNotFound(err) {
+			logger.Error(err, "Failed to write status", "ragappliance", req.NamespacedName)
+			retErr = errors.Join(retErr, err)
+		}
+	}()
+
+	ra.Status.Endpoints = endpoints(ra)
+	var errs []error
+	for _, sub := range []subReconciler{
+		r.reconcileOllama,
+		r.reconcileQdrant,
+		r.reconcileRagServer,
+		r.reconcileModels,
+		r.reconcileCollection,
+	} {
+		out, err := sub(ctx, s)
+		if err != nil {
+			errs = append(errs, err)
+		}
+		if out.requeueAfter > 0 && (res.RequeueAfter == 0 || out.requeueAfter < res.RequeueAfter) {
+			res.RequeueAfter = out.requeueAfter
+		}
+	}
+	if err := errors.Join(errs...); err != nil {
+		return ctrl.Result{}, err
+	}
+	return res, nil
+}
+
+func endpoints(ra *ragv1.RagAppliance) ragv1.Endpoints {
+	return ragv1.Endpoints{
+		Ollama:     serviceURL(ra, ollamaName(ra), ollamaPort),
+		QdrantGRPC: qdrantName(ra) + "." + ra.Namespace + ".svc:" + itoa(qdrantGRPCPort),
+		QdrantHTTP: serviceURL(ra, qdrantName(ra), qdrantHTTPPort),
+		RagServer:  serviceURL(ra, ragServerName(ra), ragServerPort),
+	}
+}
+
+// applyAll applies objects in order; the first failure becomes the component's condition and
+// a Warning event, and is returned so the pass is retried with backoff.
+func (r *RagApplianceReconciler) applyAll(ctx context.Context, s *scope, condType string, objs ...client.Object) error {
+	for _, o := range objs {
+		if err := applyObject(ctx, r.Client, o); err != nil {
+			setCondition(s.ra, condType, falseState(ragv1.ReasonApplyFailed, err.Error()))
+			r.event(s.ra, corev1.EventTypeWarning, ragv1.ReasonApplyFailed, "Apply", err.Error())
+			log.FromContext(ctx).Error(err, "Failed to apply child", "kind", o.GetObjectKind().GroupVersionKind().Kind, "name", o.GetName())
+			return err
+		}
+	}
+	return nil
+}
+
+func (r *RagApplianceReconciler) event(ra *ragv1.RagAppliance, eventType, reason, action, note string) {
+	if r.Recorder != nil {
+		r.Recorder.Eventf(ra, nil, eventType, reason, action, "%s", note)
+	}
+}
+
+func (r *RagApplianceReconciler) reconcileOllama(ctx context.Context, s *scope) (subResult, error) {
+	ra := s.ra
+	_, ignored := ollamaEnv(ra)
+	if !equality.Semantic.DeepEqual(ra.Status.IgnoredSettings, ignored) && len(ignored) > 0 {
+		r.event(ra, corev1.EventTypeWarning, ragv1.ReasonSettingsIgnored, "Render",
+			"Ollama "+ollamaVersion(ra).String()+" ignores "+joinNames(ignored)+": not rendered")
+	}
+	ra.Status.IgnoredSettings = ignored
+	dep := ollamaDeployment(ra)
+	if err := r.applyAll(ctx, s, ragv1.ConditionOllamaReady, ollamaPVC(ra), ollamaService(ra), dep); err != nil {
+		return subResult{}, err
+	}
+	s.ollama = deploymentState(dep, 1)
+	if s.ollama.Status == "True" && len(ignored) > 0 {
+		s.ollama.Message += "; ignored by this Ollama version: " + joinNames(ignored)
+	}
+	setCondition(ra, ragv1.ConditionOllamaReady, s.ollama)
+	return subResult{}, nil
+}
+
+func (r *RagApplianceReconciler) reconcileQdrant(ctx context.Context, s *scope) (subResult, error) {
+	ra := s.ra
+	sts := qdrantStatefulSet(ra)
+	if err := r.applyAll(ctx, s, ragv1.ConditionQdrantReady, qdrantHeadlessService(ra), qdrantService(ra), sts); err != nil {
+		return subResult{}, err
+	}
+	s.qdrant = statefulSetState(sts, 1)
+	setCondition(ra, ragv1.ConditionQdrantReady, s.qdrant)
+	return subResult{}, nil
+}
+
+func (r *RagApplianceReconciler) reconcileRagServer(ctx context.Context, s *scope) (subResult, error) {
+	ra := s.ra
+	if err := r.ensureAPIKeys(ctx, ra); err != nil {
+		setCondition(ra, ragv1.ConditionRagServerReady, falseState(ragv1.ReasonApplyFailed, err.Error()))
+		return subResult{}, err
+	}
+	dep := ragServerDeployment(ra)
+	if err := r.applyAll(ctx, s, ragv1.ConditionRagServerReady, ragServerPVC(ra), ragServerConfigMap(ra), ragServerService(ra), dep); err != nil {
+		return subResult{}, err
+	}
+	s.ragServer = deploymentState(dep, ra.Spec.RagServer.Replicas)
+	setCondition(ra, ragv1.ConditionRagServerReady, s.ragServer)
+	return subResult{}, nil
+}
+
+// ensureAPIKeys creates the API key Secret once when the spec names none. It is created, never
+// applied: a key handed out must not change on the next pass.
+func (r *RagApplianceReconciler) ensureAPIKeys(ctx context.Context, ra *ragv1.RagAppliance) error {
+	if ref := ra.Spec.RagServer.Auth.APIKeysSecretRef; ref != nil && ref.Name != "" {
+		return nil
+	}
+	existing := &corev1.Secret{}
+	err := r.APIReader.Get(ctx, client.ObjectKey{Namespace: ra.Namespace, Name: generatedKeysSecret(ra)}, existing)
+	if err == nil || !apierrors.IsNotFound(err) {
+		return err
+	}
+	secret, err := generatedAPIKeysSecret(ra)
+	if err != nil {
+		return err
+	}
+	if err := r.Create(ctx, secret); err != nil && !apierrors.IsAlreadyExists(err) {
+		return err
+	}
+	r.event(ra, corev1.EventTypeNormal, "APIKeyGenerated", "Create", "Generated admin API key in Secret "+secret.Name)
+	return nil
+}
+
+// SetupWithManager watches appliances and every kind of child they own.
+func (r *RagApplianceReconciler) SetupWithManager(mgr ctrl.Manager) error {
+	return ctrl.NewControllerManagedBy(mgr).
+		For(&ragv1.RagAppliance{}, builder.WithPredicates(predicate.GenerationChangedPredicate{})).
+		Owns(&appsv1.Deployment{}).
+		Owns(&appsv1.StatefulSet{}).
+		Owns(&corev1.Service{}).
+		Owns(&corev1.ConfigMap{}).
+		Owns(&corev1.PersistentVolumeClaim{}).
+		Owns(&batchv1.Job{}).
+		Named("ragappliance").
+		Complete(r)
+}

@@ -1,0 +1,196 @@
+package controllers
+
+import (
+	appsv1 "k8s.io/api/apps/v1"
+	corev1 "k8s.io/api/core/v1"
+	"k8s.io/utils/ptr"
+
+	ragv1 "github.com/ragstack/rag-operator/api/v1alpha1"
+	"github.com/ragstack/rag-operator/internal/serverconfig"
+)
+
+const (
+	ragServerUID      = 65532 // distroless nonroot
+	ragConfigKey      = "config.json"
+	ragConfigDir      = "/etc/rag-server"
+	ragConfigPath     = ragConfigDir + "/config/" + ragConfigKey
+	ragKeysDir        = "/etc/rag-server/api-keys"
+	ragKeysFileKey    = "keys.json"
+	ragDataDir        = "/data"
+	qdrantAPIKeyDir   = "/etc/rag-server/qdrant"
+	qdrantAPIKeyField = "api-key"
+)
+
+// ragServerConfig renders the server's config file from the spec. Everything the server
+// needs to know about the appliance is here: limits, model names, budget, addresses.
+func ragServerConfig(ra *ragv1.RagAppliance) serverconfig.Config {
+	rs := ra.Spec.RagServer
+	q := ra.Spec.Qdrant
+	cfg := serverconfig.Config{
+		Listen:  ":" + itoa(ragServerPort),
+		DataDir: ragDataDir,
+		Ollama: serverconfig.Ollama{
+			URL:         serviceURL(ra, ollamaName(ra), ollamaPort),
+			NumParallel: int(ra.Spec.Ollama.NumParallel),
+			KeepAlive:   string(ra.Spec.Ollama.KeepAlive),
+		},
+		Qdrant: serverconfig.Qdrant{
+			URL: qdrantName(ra) + "." + ra.Namespace + ".svc:" + itoa(qdrantGRPCPort),
+			Collection: serverconfig.Collection{
+				Name:       q.Collection.Name,
+				VectorSize: int(q.Collection.VectorSize),
+				Distance:   string(q.Collection.Distance),
+			},
+		},
+		Models: serverconfig.Models{
+			Chat: rs.Models.Chat, Embedding: rs.Models.Embedding, Summary: rs.Models.Summary, Tagging: rs.Models.Tagging,
+		},
+		Limits: serverconfig.Limits{
+			EmbedConcurrency:            int(rs.Concurrency.EmbedConcurrency),
+			EmbedBatchSize:              int(rs.Concurrency.EmbedBatchSize),
+			MaxConcurrentProcessing:     int(rs.Concurrency.MaxConcurrentProcessing),
+			JobWorkers:                  int(rs.Concurrency.JobWorkers),
+			RagTimeout:                  string(rs.Concurrency.RagTimeout),
+			WarmingMaxConcurrentQueries: int(rs.Concurrency.WarmingMaxConcurrentQueries),
+			MaxQueuedDocuments:          int(rs.Concurrency.MaxQueuedDocuments),
+		},
+		Tokens: serverconfig.Tokens{
+			Context: int(rs.Tokens.Context), History: int(rs.Tokens.History),
+			System: int(rs.Tokens.System), Response: int(rs.Tokens.Response),
+			NumCtx: chatNumCtx(ra),
+		},
+		Chunk: serverconfig.Chunk{Size: int(rs.Chunking.Size), Overlap: int(rs.Chunking.Overlap)},
+		Search: serverconfig.Search{
+			TopK:                 int(rs.Retrieval.TopK),
+			MaxChunksPerDocument: int(rs.Retrieval.MaxChunksPerDocument),
+			HNSWEf:               int(q.Search.HNSWEf),
+		},
+		Uploads: serverconfig.Uploads{
+			MaxFilesPerRequest: int(rs.Uploads.MaxFilesPerRequest),
+			AllowedTypes:       append([]string(nil), rs.Uploads.AllowedTypes...),
+		},
+		Auth: serverconfig.Auth{KeysFile: ragKeysDir + "/" + ragKeysFileKey},
+	}
+	if rs.Retrieval.ScoreThreshold != nil {
+		cfg.Search.ScoreThreshold = rs.Retrieval.ScoreThreshold.Float64()
+	}
+	if rs.Uploads.MaxFileSize != nil {
+		cfg.Uploads.MaxFileBytes = rs.Uploads.MaxFileSize.Value()
+	}
+	if q.APIKeySecretRef != nil {
+		cfg.Qdrant.APIKeyFile = qdrantAPIKeyDir + "/" + qdrantAPIKeyField
+	}
+	return cfg
+}
+
+// chatNumCtx is the chat variant's context window (0 if the variant is missing, which
+// admission refuses).
+func chatNumCtx(ra *ragv1.RagAppliance) int {
+	for _, m := range ra.Spec.Models {
+		if m.Name == ra.Spec.RagServer.Models.Chat {
+			return int(m.Parameters.NumCtx)
+		}
+	}
+	return 0
+}
+
+func ragServerConfigMap(ra *ragv1.RagAppliance) *corev1.ConfigMap {
+	return &corev1.ConfigMap{
+		TypeMeta:   typeMeta("v1", "ConfigMap"),
+		ObjectMeta: objectMeta(ra, ragServerName(ra), componentRagServer),
+		Data:       map[string]string{ragConfigKey: string(ragServerConfig(ra).Marshal())},
+	}
+}
+
+// ragServerEnv is guide §3 where it applies to the RAG server pod: OpenMP and PyTorch settings
+// for parser add-ons. MALLOC_ARENA_MAX is left out: the server is a static Go binary.
+func ragServerEnv(ra *ragv1.RagAppliance) []corev1.EnvVar {
+	rt := ra.Spec.Runtime
+	var env []corev1.EnvVar
+	if rt.OMPNumThreads > 0 {
+		env = append(env, corev1.EnvVar{Name: "OMP_NUM_THREADS", Value: itoa(int(rt.OMPNumThreads))})
+	}
+	if rt.OMPSchedule != "" {
+		env = append(env, corev1.EnvVar{Name: "OMP_SCHEDULE", Value: rt.OMPSchedule})
+	}
+	if rt.PytorchCUDAAllocConf != "" {
+		env = append(env, corev1.EnvVar{Name: "PYTORCH_CUDA_ALLOC_CONF", Value: rt.PytorchCUDAAllocConf})
+	}
+	// The config is mounted as a directory: subPath mounts never see ConfigMap updates.
+	env = append(env, corev1.EnvVar{Name: "RAG_CONFIG", Value: ragConfigPath})
+	return env
+}
+
+func ragServerDeployment(ra *ragv1.RagAppliance) *appsv1.Deployment {
+	rs := ra.Spec.RagServer
+	env := ragServerEnv(ra)
+	config := ragServerConfig(ra).Marshal()
+	volumes := []corev1.Volume{
+		{Name: "config", VolumeSource: corev1.VolumeSource{ConfigMap: &corev1.ConfigMapVolumeSource{
+			LocalObjectReference: corev1.LocalObjectReference{Name: ragServerName(ra)},
+		}}},
+		{Name: "api-keys", VolumeSource: corev1.VolumeSource{Secret: &corev1.SecretVolumeSource{SecretName: apiKeysSecretName(ra)}}},
+		{Name: "data", VolumeSource: corev1.VolumeSource{PersistentVolumeClaim: &corev1.PersistentVolumeClaimVolumeSource{ClaimName: ragServerDataPVC(ra)}}},
+		emptyDir("tmp"),
+	}
+	mounts := []corev1.VolumeMount{
+		{Name: "config", MountPath: ragConfigDir + "/config", ReadOnly: true},
+		{Name: "api-keys", MountPath: ragKeysDir, ReadOnly: true},
+		{Name: "data", MountPath: ragDataDir},
+		{Name: "tmp", MountPath: "/tmp"},
+	}
+	if ref := ra.Spec.Qdrant.APIKeySecretRef; ref != nil {
+		volumes = append(volumes, corev1.Volume{Name: "qdrant-api-key", VolumeSource: corev1.VolumeSource{Secret: &corev1.SecretVolumeSource{
+			SecretName: ref.Name, Items: []corev1.KeyToPath{{Key: ref.Key, Path: qdrantAPIKeyField}},
+		}}})
+		mounts = append(mounts, corev1.VolumeMount{Name: "qdrant-api-key", MountPath: qdrantAPIKeyDir, ReadOnly: true})
+	}
+	return &appsv1.Deployment{
+		TypeMeta:   typeMeta("apps/v1", "Deployment"),
+		ObjectMeta: objectMeta(ra, ragServerName(ra), componentRagServer),
+		Spec: appsv1.DeploymentSpec{
+			Replicas: ptr.To(rs.Replicas),
+			// The embedded store lives on a ReadWriteOnce volume: never two pods at once.
+			Strategy:             appsv1.DeploymentStrategy{Type: appsv1.RecreateDeploymentStrategyType},
+			Selector:             metav1LabelSelector(selectorLabels(ra, componentRagServer)),
+			RevisionHistoryLimit: ptr.To[int32](3),
+			Template: corev1.PodTemplateSpec{
+				ObjectMeta: metav1ObjectMeta(labels(ra, componentRagServer), map[string]string{
+					ConfigHashAnnotation: hashOf(config, envBytes(env)),
+				}),
+				Spec: corev1.PodSpec{
+					SecurityContext:               restrictedPod(ragServerUID),
+					AutomountServiceAccountToken:  ptr.To(false),
+					EnableServiceLinks:            ptr.To(false),
+					TerminationGracePeriodSeconds: ptr.To[int64](30),
+					Containers: []corev1.Container{{
+						Name:            "rag-server",
+						Image:           rs.Image,
+						Ports:           []corev1.ContainerPort{{Name: "http", ContainerPort: ragServerPort, Protocol: corev1.ProtocolTCP}},
+						Env:             env,
+						Resources:       *rs.Resources.DeepCopy(),
+						SecurityContext: restrictedContainer(),
+						StartupProbe:    httpProbe("/healthz", ragServerPort, 2, 30, 0),
+						LivenessProbe:   httpProbe("/healthz", ragServerPort, 10, 3, 0),
+						ReadinessProbe:  httpProbe("/readyz", ragServerPort, 5, 3, 0),
+						VolumeMounts:    mounts,
+					}},
+					Volumes: volumes,
+				},
+			},
+		},
+	}
+}
+
+func ragServerService(ra *ragv1.RagAppliance) *corev1.Service {
+	return clusterIPService(ra, ragServerName(ra), componentRagServer,
+		corev1.ServicePort{Name: "http", Port: ragServerPort, TargetPort: intstrPort(ragServerPort), Protocol: corev1.ProtocolTCP})
+}
+
+func ragServerPVC(ra *ragv1.RagAppliance) *corev1.PersistentVolumeClaim {
+	return &corev1.PersistentVolumeClaim{
+		TypeMeta:   typeMeta("v1", "PersistentVolumeClaim"),
+		ObjectMeta: objectMeta(ra, ragServerDataPVC(ra), componentRagServer),
+		Spec:       pvcSpec(ra.Spec.RagServer.Storage, "20Gi"),
+	}
+}

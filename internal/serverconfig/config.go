@@ -1,0 +1,225 @@
+// Package serverconfig is the RAG server's configuration file: the operator renders it into
+// a ConfigMap and the server loads it at start. One type on both sides keeps them in step.
+package serverconfig
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net/url"
+	"os"
+	"strings"
+	"time"
+)
+
+// Config is the whole file. Durations are Go duration strings.
+type Config struct {
+	Listen  string  `json:"listen"`
+	DataDir string  `json:"dataDir"`
+	Ollama  Ollama  `json:"ollama"`
+	Qdrant  Qdrant  `json:"qdrant"`
+	Models  Models  `json:"models"`
+	Limits  Limits  `json:"limits"`
+	Tokens  Tokens  `json:"tokens"`
+	Chunk   Chunk   `json:"chunking"`
+	Search  Search  `json:"search"`
+	Uploads Uploads `json:"uploads"`
+	Auth    Auth    `json:"auth"`
+}
+
+// Ollama is where the models are served and how many slots it has.
+type Ollama struct {
+	URL string `json:"url"`
+	// NumParallel is OLLAMA_NUM_PARALLEL: slots per loaded model. The server keeps one of the
+	// chat model's slots free of background work.
+	NumParallel int    `json:"numParallel"`
+	KeepAlive   string `json:"keepAlive"`
+}
+
+// Qdrant is the vector store; an empty URL selects the embedded exact-search store.
+type Qdrant struct {
+	URL        string     `json:"url,omitempty"`
+	APIKeyFile string     `json:"apiKeyFile,omitempty"`
+	Collection Collection `json:"collection"`
+}
+
+// Collection mirrors the collection the operator creates.
+type Collection struct {
+	Name       string `json:"name"`
+	VectorSize int    `json:"vectorSize"`
+	Distance   string `json:"distance"`
+}
+
+// Models are the variant names per task.
+type Models struct {
+	Chat      string `json:"chat"`
+	Embedding string `json:"embedding"`
+	Summary   string `json:"summary"`
+	Tagging   string `json:"tagging"`
+}
+
+// Limits bound every queue and call.
+type Limits struct {
+	EmbedConcurrency            int    `json:"embedConcurrency"`
+	EmbedBatchSize              int    `json:"embedBatchSize"`
+	MaxConcurrentProcessing     int    `json:"maxConcurrentProcessing"`
+	JobWorkers                  int    `json:"jobWorkers"`
+	RagTimeout                  string `json:"ragTimeout"`
+	WarmingMaxConcurrentQueries int    `json:"warmingMaxConcurrentQueries"`
+	MaxQueuedDocuments          int    `json:"maxQueuedDocuments"`
+}
+
+// Tokens is the prompt budget.
+type Tokens struct {
+	Context  int `json:"context"`
+	History  int `json:"history"`
+	System   int `json:"system"`
+	Response int `json:"response"`
+	// NumCtx is the chat variant's context window; the budget must fit in it.
+	NumCtx int `json:"numCtx"`
+}
+
+// Chunk is the chunker's setting, in tokens.
+type Chunk struct {
+	Size    int `json:"size"`
+	Overlap int `json:"overlap"`
+}
+
+// Search are retrieval settings.
+type Search struct {
+	TopK                 int     `json:"topK"`
+	ScoreThreshold       float64 `json:"scoreThreshold"`
+	MaxChunksPerDocument int     `json:"maxChunksPerDocument"`
+	HNSWEf               int     `json:"hnswEf"`
+}
+
+// Uploads bound what is accepted.
+type Uploads struct {
+	MaxFileBytes       int64    `json:"maxFileBytes"`
+	MaxFilesPerRequest int      `json:"maxFilesPerRequest"`
+	AllowedTypes       []string `json:"allowedTypes"`
+}
+
+// Auth says where API keys are read from.
+type Auth struct {
+	// KeysFile is a JSON list of key records (see internal/auth); empty disables auth, which
+	// the server allows only when explicitly started with --insecure-no-auth.
+	KeysFile string `json:"keysFile,omitempty"`
+}
+
+// Marshal renders the file deterministically (struct order, two-space indent, trailing newline).
+func (c Config) Marshal() []byte {
+	var buf bytes.Buffer
+	enc := json.NewEncoder(&buf)
+	enc.SetIndent("", "  ")
+	enc.SetEscapeHTML(false)
+	if err := enc.Encode(c); err != nil {
+		panic(err) // only plain fields: cannot fail
+	}
+	return buf.Bytes()
+}
+
+// Parse reads a file's bytes strictly (unknown fields are errors) and validates them.
+func Parse(data []byte) (Config, error) {
+	var c Config
+	dec := json.NewDecoder(bytes.NewReader(data))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(&c); err != nil {
+		return Config{}, fmt.Errorf("config: %w", err)
+	}
+	return c, c.Validate()
+}
+
+// Load reads and validates the file at path.
+func Load(path string) (Config, error) {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return Config{}, fmt.Errorf("config: %w", err)
+	}
+	c, err := Parse(data)
+	if err != nil {
+		return Config{}, fmt.Errorf("%s: %w", path, err)
+	}
+	return c, nil
+}
+
+// Validate names the first field that is wrong, and every other one too.
+func (c Config) Validate() error {
+	var errs []error
+	bad := func(field, format string, args ...any) {
+		errs = append(errs, fmt.Errorf("%s: "+format, append([]any{field}, args...)...))
+	}
+	positive := func(field string, v int) {
+		if v < 1 {
+			bad(field, "must be at least 1, got %d", v)
+		}
+	}
+	if c.Listen == "" {
+		bad("listen", "must be set (e.g. :8080)")
+	}
+	if c.DataDir == "" {
+		bad("dataDir", "must be set")
+	}
+	if u, err := url.Parse(c.Ollama.URL); err != nil || u.Scheme == "" || u.Host == "" {
+		bad("ollama.url", "must be an absolute URL, got %q", c.Ollama.URL)
+	}
+	positive("ollama.numParallel", c.Ollama.NumParallel)
+	if c.Qdrant.URL != "" {
+		if u, err := url.Parse(c.Qdrant.URL); err != nil || u.Host == "" {
+			bad("qdrant.url", "must be host:port or a URL, got %q", c.Qdrant.URL)
+		}
+	}
+	if c.Qdrant.Collection.Name == "" {
+		bad("qdrant.collection.name", "must be set")
+	}
+	positive("qdrant.collection.vectorSize", c.Qdrant.Collection.VectorSize)
+	switch c.Qdrant.Collection.Distance {
+	case "Cosine", "Dot", "Euclid", "Manhattan":
+	default:
+		bad("qdrant.collection.distance", "must be Cosine, Dot, Euclid or Manhattan, got %q", c.Qdrant.Collection.Distance)
+	}
+	for _, m := range [][2]string{{"models.chat", c.Models.Chat}, {"models.embedding", c.Models.Embedding},
+		{"models.summary", c.Models.Summary}, {"models.tagging", c.Models.Tagging}} {
+		if strings.TrimSpace(m[1]) == "" {
+			bad(m[0], "must name a model")
+		}
+	}
+	positive("limits.embedConcurrency", c.Limits.EmbedConcurrency)
+	positive("limits.embedBatchSize", c.Limits.EmbedBatchSize)
+	positive("limits.maxConcurrentProcessing", c.Limits.MaxConcurrentProcessing)
+	positive("limits.jobWorkers", c.Limits.JobWorkers)
+	positive("limits.maxQueuedDocuments", c.Limits.MaxQueuedDocuments)
+	if d, err := time.ParseDuration(c.Limits.RagTimeout); err != nil || d <= 0 {
+		bad("limits.ragTimeout", "must be a positive duration, got %q", c.Limits.RagTimeout)
+	}
+	if c.Limits.WarmingMaxConcurrentQueries < 0 || c.Limits.WarmingMaxConcurrentQueries >= c.Ollama.NumParallel {
+		bad("limits.warmingMaxConcurrentQueries", "must be between 0 and ollama.numParallel-1 (%d) so a chat slot stays free, got %d",
+			c.Ollama.NumParallel-1, c.Limits.WarmingMaxConcurrentQueries)
+	}
+	if sum := c.Tokens.Context + c.Tokens.History + c.Tokens.System + c.Tokens.Response; c.Tokens.NumCtx > 0 && sum > c.Tokens.NumCtx {
+		bad("tokens", "context+history+system+response = %d exceeds numCtx %d", sum, c.Tokens.NumCtx)
+	}
+	positive("tokens.response", c.Tokens.Response)
+	positive("chunking.size", c.Chunk.Size)
+	if c.Chunk.Overlap < 0 || c.Chunk.Overlap >= c.Chunk.Size {
+		bad("chunking.overlap", "must be between 0 and chunking.size-1, got %d", c.Chunk.Overlap)
+	}
+	positive("search.topK", c.Search.TopK)
+	positive("search.maxChunksPerDocument", c.Search.MaxChunksPerDocument)
+	positive("search.hnswEf", c.Search.HNSWEf)
+	if c.Uploads.MaxFileBytes < 1 {
+		bad("uploads.maxFileBytes", "must be at least 1, got %d", c.Uploads.MaxFileBytes)
+	}
+	positive("uploads.maxFilesPerRequest", c.Uploads.MaxFilesPerRequest)
+	if len(c.Uploads.AllowedTypes) == 0 {
+		bad("uploads.allowedTypes", "must list at least one type")
+	}
+	return errors.Join(errs...)
+}
+
+// RagTimeout is Limits.RagTimeout parsed (Validate has checked it).
+func (c Config) RagTimeout() time.Duration {
+	d, _ := time.ParseDuration(c.Limits.RagTimeout)
+	return d
+}

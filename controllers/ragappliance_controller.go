@@ -26,13 +26,15 @@ import (
 // RagApplianceReconciler reconciles RagAppliance objects.
 type RagApplianceReconciler struct {
 	client.Client
-	Scheme   *runtime.Scheme
+	Scheme *runtime.Scheme
 	// APIReader reads uncached: Secrets are fetched by name, never listed or watched.
 	APIReader client.Reader
-	Recorder recorder.EventRecorder
+	Recorder  recorder.EventRecorder
 	// External reaches Ollama and Qdrant; nil disables the API-driven parts (models and
 	// collection), which then report Unknown.
 	External *ExternalClients
+
+	applier *applier
 }
 
 // scope is what one reconcile pass shares between sub-reconcilers.
@@ -122,7 +124,7 @@ func endpoints(ra *ragv1.RagAppliance) ragv1.Endpoints {
 // a Warning event, and is returned so the pass is retried with backoff.
 func (r *RagApplianceReconciler) applyAll(ctx context.Context, s *scope, condType string, objs ...client.Object) error {
 	for _, o := range objs {
-		if err := applyObject(ctx, r.Client, o); err != nil {
+		if err := r.applier.apply(ctx, o); err != nil {
 			setCondition(s.ra, condType, falseState(ragv1.ReasonApplyFailed, err.Error()))
 			r.event(s.ra, corev1.EventTypeWarning, ragv1.ReasonApplyFailed, "Apply", err.Error())
 			log.FromContext(ctx).Error(err, "Failed to apply child", "kind", o.GetObjectKind().GroupVersionKind().Kind, "name", o.GetName())
@@ -208,6 +210,7 @@ func (r *RagApplianceReconciler) ensureAPIKeys(ctx context.Context, ra *ragv1.Ra
 
 // SetupWithManager watches appliances and every kind of child they own.
 func (r *RagApplianceReconciler) SetupWithManager(mgr ctrl.Manager) error {
+	r.applier = newApplier(r.Client)
 	return ctrl.NewControllerManagedBy(mgr).
 		For(&ragv1.RagAppliance{}, builder.WithPredicates(predicate.GenerationChangedPredicate{})).
 		Owns(&appsv1.Deployment{}).

@@ -30,12 +30,11 @@ func ragServerConfig(ra *ragv1.RagAppliance) serverconfig.Config {
 		Listen:  ":" + itoa(ragServerPort),
 		DataDir: ragDataDir,
 		Ollama: serverconfig.Ollama{
-			URL:         serviceURL(ra, ollamaName(ra), ollamaPort),
-			NumParallel: int(ra.Spec.Ollama.NumParallel),
-			KeepAlive:   string(ra.Spec.Ollama.KeepAlive),
+			URL:       serviceURL(ra, ollamaName(ra), ollamaPort),
+			KeepAlive: string(ra.Spec.Ollama.KeepAlive),
 		},
 		Qdrant: serverconfig.Qdrant{
-			URL: qdrantName(ra) + "." + ra.Namespace + ".svc:" + itoa(qdrantGRPCPort),
+			Address: qdrantName(ra) + "." + ra.Namespace + ".svc:" + itoa(qdrantGRPCPort),
 			Collection: serverconfig.Collection{
 				Name:       q.Collection.Name,
 				VectorSize: int(q.Collection.VectorSize),

@@ -11,12 +11,12 @@ import (
 // value the DGX Spark performance guide recommends, corrected by upstream facts where the
 // guide is wrong (see docs/crd-reference.md).
 //
-// +kubebuilder:validation:XValidation:rule="!has(self.ragServer.concurrency) || self.ragServer.concurrency.warmingMaxConcurrentQueries < self.ollama.numParallel",message="spec.ragServer.concurrency.warmingMaxConcurrentQueries must be less than spec.ollama.numParallel: one Ollama slot is always kept for interactive chat",fieldPath=".ragServer.concurrency.warmingMaxConcurrentQueries"
-// +kubebuilder:validation:XValidation:rule="self.models.exists(m, m.name == self.ragServer.models.chat && m.role != 'embedding')",message="spec.ragServer.models.chat must name a declared spec.models[] variant whose role is not embedding",fieldPath=".ragServer.models.chat"
-// +kubebuilder:validation:XValidation:rule="self.models.exists(m, m.name == self.ragServer.models.embedding && m.role == 'embedding')",message="spec.ragServer.models.embedding must name a declared spec.models[] variant with role embedding",fieldPath=".ragServer.models.embedding"
-// +kubebuilder:validation:XValidation:rule="self.models.exists(m, m.name == self.ragServer.models.summary && m.role != 'embedding')",message="spec.ragServer.models.summary must name a declared spec.models[] variant whose role is not embedding",fieldPath=".ragServer.models.summary"
-// +kubebuilder:validation:XValidation:rule="self.models.exists(m, m.name == self.ragServer.models.tagging && m.role != 'embedding')",message="spec.ragServer.models.tagging must name a declared spec.models[] variant whose role is not embedding",fieldPath=".ragServer.models.tagging"
-// +kubebuilder:validation:XValidation:rule="self.models.filter(m, m.name == self.ragServer.models.chat).all(m, self.ragServer.tokens.context + self.ragServer.tokens.history + self.ragServer.tokens.system + self.ragServer.tokens.response <= m.parameters.numCtx)",messageExpression="'spec.ragServer.tokens: context+history+system+response = ' + string(self.ragServer.tokens.context + self.ragServer.tokens.history + self.ragServer.tokens.system + self.ragServer.tokens.response) + ' tokens does not fit the chat variant ' + self.ragServer.models.chat + ' (spec.models[].parameters.numCtx = ' + string(self.models.filter(m, m.name == self.ragServer.models.chat).map(m, m.parameters.numCtx)[0]) + ')'",fieldPath=".ragServer.tokens"
+// +kubebuilder:validation:XValidation:rule="!has(self.ollama) || !has(self.ragServer) || !has(self.ragServer.concurrency) || self.ragServer.concurrency.warmingMaxConcurrentQueries < self.ollama.numParallel",message="spec.ragServer.concurrency.warmingMaxConcurrentQueries must be less than spec.ollama.numParallel: one Ollama slot is always kept for interactive chat",fieldPath=".ragServer.concurrency.warmingMaxConcurrentQueries"
+// +kubebuilder:validation:XValidation:rule="!has(self.ragServer) || !has(self.ragServer.models) || !has(self.models) || self.models.exists(m, m.name == self.ragServer.models.chat && m.role != 'embedding')",message="spec.ragServer.models.chat must name a declared spec.models[] variant whose role is not embedding",fieldPath=".ragServer.models.chat"
+// +kubebuilder:validation:XValidation:rule="!has(self.ragServer) || !has(self.ragServer.models) || !has(self.models) || self.models.exists(m, m.name == self.ragServer.models.embedding && m.role == 'embedding')",message="spec.ragServer.models.embedding must name a declared spec.models[] variant with role embedding",fieldPath=".ragServer.models.embedding"
+// +kubebuilder:validation:XValidation:rule="!has(self.ragServer) || !has(self.ragServer.models) || !has(self.models) || self.models.exists(m, m.name == self.ragServer.models.summary && m.role != 'embedding')",message="spec.ragServer.models.summary must name a declared spec.models[] variant whose role is not embedding",fieldPath=".ragServer.models.summary"
+// +kubebuilder:validation:XValidation:rule="!has(self.ragServer) || !has(self.ragServer.models) || !has(self.models) || self.models.exists(m, m.name == self.ragServer.models.tagging && m.role != 'embedding')",message="spec.ragServer.models.tagging must name a declared spec.models[] variant whose role is not embedding",fieldPath=".ragServer.models.tagging"
+// +kubebuilder:validation:XValidation:rule="!has(self.ragServer) || !has(self.ragServer.models) || !has(self.models) || !has(self.ragServer.tokens) || self.models.filter(m, m.name == self.ragServer.models.chat).all(m, self.ragServer.tokens.context + self.ragServer.tokens.history + self.ragServer.tokens.system + self.ragServer.tokens.response <= m.parameters.numCtx)",message="spec.ragServer.tokens: context+history+system+response must fit the numCtx of the chat variant named by spec.ragServer.models.chat (spec.models[].parameters.numCtx)",fieldPath=".ragServer.tokens"
 type RagApplianceSpec struct {
 	// ollama configures the Ollama server: image, server settings (the guide's systemd
 	// override, §1), GPU, model store and scheduling.
@@ -73,7 +73,7 @@ type Duration string
 type KeepAlive string
 
 // OllamaSpec configures the Ollama Deployment.
-// +kubebuilder:validation:XValidation:rule="self.kvCacheType == 'f16' || self.flashAttention",message="spec.ollama.kvCacheType q8_0 and q4_0 need spec.ollama.flashAttention: true (Ollama falls back to f16 without it)",fieldPath=".kvCacheType"
+// +kubebuilder:validation:XValidation:rule="!has(self.kvCacheType) || self.kvCacheType == 'f16' || (has(self.flashAttention) && self.flashAttention)",message="spec.ollama.kvCacheType q8_0 and q4_0 need spec.ollama.flashAttention: true (Ollama falls back to f16 without it)",fieldPath=".kvCacheType"
 type OllamaSpec struct {
 	// image is the Ollama container image, pinned to a version tag so the operator knows which
 	// OLLAMA_* settings it honours.
@@ -522,7 +522,7 @@ type SearchSpec struct {
 }
 
 // RagServerSpec configures the RAG server.
-// +kubebuilder:validation:XValidation:rule="self.chunking.overlap < self.chunking.size",message="spec.ragServer.chunking.overlap must be less than spec.ragServer.chunking.size",fieldPath=".chunking.overlap"
+// +kubebuilder:validation:XValidation:rule="!has(self.chunking) || self.chunking.overlap < self.chunking.size",message="spec.ragServer.chunking.overlap must be less than spec.ragServer.chunking.size",fieldPath=".chunking.overlap"
 type RagServerSpec struct {
 	// image is the RAG server image.
 	// +kubebuilder:default="ghcr.io/ragstack/rag-server:v0.1.0"
@@ -588,21 +588,25 @@ type ModelRoles struct {
 	// chat answers questions.
 	// +kubebuilder:default="qwen3-rag"
 	// +kubebuilder:validation:MinLength=1
+	// +kubebuilder:validation:MaxLength=128
 	// +optional
 	Chat string `json:"chat,omitempty"`
 	// embedding embeds chunks and queries.
 	// +kubebuilder:default="nomic-embed-rag"
 	// +kubebuilder:validation:MinLength=1
+	// +kubebuilder:validation:MaxLength=128
 	// +optional
 	Embedding string `json:"embedding,omitempty"`
 	// summary writes per-document summaries.
 	// +kubebuilder:default="qwen3-rag"
 	// +kubebuilder:validation:MinLength=1
+	// +kubebuilder:validation:MaxLength=128
 	// +optional
 	Summary string `json:"summary,omitempty"`
 	// tagging classifies documents into tags.
 	// +kubebuilder:default="deepseek-r1-rag"
 	// +kubebuilder:validation:MinLength=1
+	// +kubebuilder:validation:MaxLength=128
 	// +optional
 	Tagging string `json:"tagging,omitempty"`
 }
@@ -643,8 +647,9 @@ type ConcurrencySpec struct {
 	// +optional
 	RagTimeout Duration `json:"ragTimeout,omitempty"`
 
-	// warmingMaxConcurrentQueries is the most background LLM calls at once; it must be below
-	// spec.ollama.numParallel so a chat slot stays free.
+	// warmingMaxConcurrentQueries is the most background LLM calls (summaries, tags, warming)
+	// at once; it must be below spec.ollama.numParallel so a chat slot stays free. 0 turns
+	// background LLM work off (the only choice with numParallel 1).
 	// +kubebuilder:default=3
 	// +kubebuilder:validation:Minimum=0
 	// +kubebuilder:validation:Maximum=63

@@ -7,6 +7,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"net"
 	"net/url"
 	"os"
 	"strings"
@@ -28,18 +29,19 @@ type Config struct {
 	Auth    Auth    `json:"auth"`
 }
 
-// Ollama is where the models are served and how many slots it has.
+// Ollama is where the models are served. Ollama's slot count (OLLAMA_NUM_PARALLEL) is not
+// here on purpose: the operator validates limits.warmingMaxConcurrentQueries < numParallel, so
+// capping background calls at warmingMaxConcurrentQueries always leaves a chat slot free, and
+// retuning Ollama does not restart the RAG server.
 type Ollama struct {
-	URL string `json:"url"`
-	// NumParallel is OLLAMA_NUM_PARALLEL: slots per loaded model. The server keeps one of the
-	// chat model's slots free of background work.
-	NumParallel int    `json:"numParallel"`
-	KeepAlive   string `json:"keepAlive"`
+	URL       string `json:"url"`
+	KeepAlive string `json:"keepAlive"`
 }
 
-// Qdrant is the vector store; an empty URL selects the embedded exact-search store.
+// Qdrant is the vector store; an empty Address selects the embedded exact-search store.
 type Qdrant struct {
-	URL        string     `json:"url,omitempty"`
+	// Address is Qdrant's gRPC host:port.
+	Address    string     `json:"address,omitempty"`
 	APIKeyFile string     `json:"apiKeyFile,omitempty"`
 	Collection Collection `json:"collection"`
 }
@@ -61,13 +63,15 @@ type Models struct {
 
 // Limits bound every queue and call.
 type Limits struct {
-	EmbedConcurrency            int    `json:"embedConcurrency"`
-	EmbedBatchSize              int    `json:"embedBatchSize"`
-	MaxConcurrentProcessing     int    `json:"maxConcurrentProcessing"`
-	JobWorkers                  int    `json:"jobWorkers"`
-	RagTimeout                  string `json:"ragTimeout"`
-	WarmingMaxConcurrentQueries int    `json:"warmingMaxConcurrentQueries"`
-	MaxQueuedDocuments          int    `json:"maxQueuedDocuments"`
+	EmbedConcurrency        int    `json:"embedConcurrency"`
+	EmbedBatchSize          int    `json:"embedBatchSize"`
+	MaxConcurrentProcessing int    `json:"maxConcurrentProcessing"`
+	JobWorkers              int    `json:"jobWorkers"`
+	RagTimeout              string `json:"ragTimeout"`
+	// WarmingMaxConcurrentQueries caps background LLM calls (summaries, tags, warming) in
+	// flight; 0 turns background LLM work off (a one-slot Ollama keeps its slot for chat).
+	WarmingMaxConcurrentQueries int `json:"warmingMaxConcurrentQueries"`
+	MaxQueuedDocuments          int `json:"maxQueuedDocuments"`
 }
 
 // Tokens is the prompt budget.
@@ -164,10 +168,9 @@ func (c Config) Validate() error {
 	if u, err := url.Parse(c.Ollama.URL); err != nil || u.Scheme == "" || u.Host == "" {
 		bad("ollama.url", "must be an absolute URL, got %q", c.Ollama.URL)
 	}
-	positive("ollama.numParallel", c.Ollama.NumParallel)
-	if c.Qdrant.URL != "" {
-		if u, err := url.Parse(c.Qdrant.URL); err != nil || u.Host == "" {
-			bad("qdrant.url", "must be host:port or a URL, got %q", c.Qdrant.URL)
+	if c.Qdrant.Address != "" {
+		if host, port, err := net.SplitHostPort(c.Qdrant.Address); err != nil || host == "" || port == "" {
+			bad("qdrant.address", "must be host:port (Qdrant's gRPC port), got %q", c.Qdrant.Address)
 		}
 	}
 	if c.Qdrant.Collection.Name == "" {
@@ -193,9 +196,8 @@ func (c Config) Validate() error {
 	if d, err := time.ParseDuration(c.Limits.RagTimeout); err != nil || d <= 0 {
 		bad("limits.ragTimeout", "must be a positive duration, got %q", c.Limits.RagTimeout)
 	}
-	if c.Limits.WarmingMaxConcurrentQueries < 0 || c.Limits.WarmingMaxConcurrentQueries >= c.Ollama.NumParallel {
-		bad("limits.warmingMaxConcurrentQueries", "must be between 0 and ollama.numParallel-1 (%d) so a chat slot stays free, got %d",
-			c.Ollama.NumParallel-1, c.Limits.WarmingMaxConcurrentQueries)
+	if c.Limits.WarmingMaxConcurrentQueries < 0 {
+		bad("limits.warmingMaxConcurrentQueries", "must be 0 (no background LLM work) or more, got %d", c.Limits.WarmingMaxConcurrentQueries)
 	}
 	if sum := c.Tokens.Context + c.Tokens.History + c.Tokens.System + c.Tokens.Response; c.Tokens.NumCtx > 0 && sum > c.Tokens.NumCtx {
 		bad("tokens", "context+history+system+response = %d exceeds numCtx %d", sum, c.Tokens.NumCtx)

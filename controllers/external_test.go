@@ -1,0 +1,4 @@
+package controllers
+
+// testExternal is what the envtest manager uses to reach Ollama and Qdrant.
+var testExternal *ExternalClients

@@ -1,0 +1,154 @@
+package controllers
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/yaml"
+)
+
+// createManifest creates a RagAppliance from YAML the way kubectl does (strict field
+// validation) and returns the API server's answer.
+func createManifest(ns, manifest string) (*unstructured.Unstructured, error) {
+	u := &unstructured.Unstructured{}
+	if err := yaml.Unmarshal([]byte(manifest), &u.Object); err != nil {
+		return nil, err
+	}
+	u.SetNamespace(ns)
+	return u, k8s.Create(context.Background(), u, client.FieldValidation("Strict"))
+}
+
+func manifest(name, spec string) string {
+	return fmt.Sprintf("apiVersion: rag.ragstack.dev/v1alpha1\nkind: RagAppliance\nmetadata:\n  name: %s\nspec:\n%s", name, indent(spec, "  "))
+}
+
+func indent(s, prefix string) string {
+	lines := strings.Split(strings.TrimRight(s, "\n"), "\n")
+	for i, l := range lines {
+		lines[i] = prefix + l
+	}
+	return strings.Join(lines, "\n") + "\n"
+}
+
+// threeModels are the default variants, spelled out so a case can change one of them.
+const threeModels = `models:
+- {name: qwen3-rag, from: "qwen3:8b", role: chat, parameters: {numCtx: 8192}}
+- {name: nomic-embed-rag, from: nomic-embed-text, role: embedding, parameters: {numCtx: 2048}}
+- {name: deepseek-r1-rag, from: "deepseek-r1:14b", role: reasoning, parameters: {numCtx: 16384}}
+`
+
+// TestInvalidManifestsAreRefused: each manifest is refused at admission with a message that
+// names the offending field, and nothing is stored.
+func TestInvalidManifestsAreRefused(t *testing.T) {
+	needEnv(t)
+	ns := newNamespace(t)
+	cases := []struct {
+		name, spec, wantField string
+	}{
+		{"numParallel zero", "ollama: {numParallel: 0}", "spec.ollama.numParallel"},
+		{"unknown kv cache type", "ollama: {kvCacheType: q5_0}", "spec.ollama.kvCacheType"},
+		{"q8_0 without flash attention", "ollama: {flashAttention: false}", "spec.ollama.kvCacheType"},
+		{"keepAlive not a duration", "ollama: {keepAlive: forever}", "spec.ollama.keepAlive"},
+		{"loadTimeout negative", "ollama: {loadTimeout: -5m}", "spec.ollama.loadTimeout"},
+		{"gpuOverhead not a quantity", "ollama: {gpuOverhead: lots}", "spec.ollama.gpuOverhead"},
+		{"env overrides a rendered setting", "ollama: {env: [{name: OLLAMA_NUM_PARALLEL, value: '1'}]}", "spec.ollama.env"},
+		{"variant without numCtx", "models: [{name: a, from: b, role: chat, parameters: {}}]", "spec.models[0].parameters.numCtx"},
+		{"parameter Ollama does not accept", strings.Replace(threeModels, "numCtx: 8192}", "numCtx: 8192, numCtxx: 1}", 1), "spec.models[0].parameters.numCtxx"},
+		{"unknown role", strings.Replace(threeModels, "role: chat", "role: vision", 1), "spec.models[0].role"},
+		{"duplicate variant", threeModels + "- {name: qwen3-rag, from: x, role: chat, parameters: {numCtx: 512}}\n", "spec.models[3]"},
+		{"variant name with a space", strings.Replace(threeModels, "name: qwen3-rag", "name: 'qwen3 rag'", 1), "spec.models[0].name"},
+		{"temperature out of range", strings.Replace(threeModels, "numCtx: 8192}", "numCtx: 8192, temperature: 5}", 1), "spec.models[0].parameters.temperature"},
+		{"chat model not declared", "ragServer: {models: {chat: llama3-rag}}", "spec.ragServer.models.chat"},
+		{"embedding model is a chat model", "ragServer: {models: {embedding: qwen3-rag}}", "spec.ragServer.models.embedding"},
+		{"tagging model not declared", "ragServer: {models: {tagging: nope}}", "spec.ragServer.models.tagging"},
+		{"token budget exceeds numCtx", "ragServer: {tokens: {response: 2048}}", "spec.ragServer.tokens"},
+		{"warming takes every slot", "ragServer: {concurrency: {warmingMaxConcurrentQueries: 4}}", "spec.ragServer.concurrency.warmingMaxConcurrentQueries"},
+		{"overlap not below size", "ragServer: {chunking: {size: 200, overlap: 200}}", "spec.ragServer.chunking.overlap"},
+		{"ragTimeout without unit", "ragServer: {concurrency: {ragTimeout: '60'}}", "spec.ragServer.concurrency.ragTimeout"},
+		{"two replicas of a single-writer store", "ragServer: {replicas: 2}", "spec.ragServer.replicas"},
+		{"file type not allowed", "ragServer: {uploads: {allowedTypes: [exe]}}", "spec.ragServer.uploads.allowedTypes[0]"},
+		{"score threshold above 1", "ragServer: {retrieval: {scoreThreshold: 2}}", "spec.ragServer.retrieval.scoreThreshold"},
+		{"unknown distance", "qdrant: {collection: {distance: Hamming}}", "spec.qdrant.collection.distance"},
+		{"vector size zero", "qdrant: {collection: {vectorSize: 0}}", "spec.qdrant.collection.vectorSize"},
+		{"product quantization", "qdrant: {collection: {quantization: {type: product}}}", "spec.qdrant.collection.quantization.type"},
+		{"hnswEf zero", "qdrant: {search: {hnswEf: 0}}", "spec.qdrant.search.hnswEf"},
+		{"OMP schedule unknown", "runtime: {ompSchedule: fast}", "spec.runtime.ompSchedule"},
+		{"unknown section", "vllm: {enabled: true}", "spec.vllm"},
+	}
+	for i, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			name := fmt.Sprintf("invalid-%d", i)
+			_, err := createManifest(ns, manifest(name, tc.spec))
+			if err == nil {
+				t.Fatalf("accepted:\n%s", tc.spec)
+			}
+			if !strings.Contains(err.Error(), tc.wantField) {
+				t.Fatalf("refused, but the message does not name %s:\n%v", tc.wantField, err)
+			}
+			u := &unstructured.Unstructured{}
+			u.SetAPIVersion("rag.ragstack.dev/v1alpha1")
+			u.SetKind("RagAppliance")
+			if err := k8s.Get(context.Background(), client.ObjectKey{Namespace: ns, Name: name}, u); err == nil {
+				t.Fatal("refused manifest was stored")
+			}
+		})
+	}
+	if len(cases) < 20 {
+		t.Fatalf("the matrix must hold at least 20 cases, has %d", len(cases))
+	}
+}
+
+// TestImmutableCollectionFields: vector size and distance are fixed at creation.
+func TestImmutableCollectionFields(t *testing.T) {
+	needEnv(t)
+	ns := newNamespace(t)
+	u, err := createManifest(ns, manifest("immutable", "qdrant: {collection: {vectorSize: 768}}"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for field, value := range map[string]any{"vectorSize": int64(1024), "distance": "Dot", "name": "other"} {
+		patch := fmt.Sprintf(`{"spec":{"qdrant":{"collection":{%q:%s}}}}`, field, jsonValue(value))
+		err := k8s.Patch(context.Background(), u.DeepCopy(), client.RawPatch("application/merge-patch+json", []byte(patch)))
+		if err == nil || !strings.Contains(err.Error(), "spec.qdrant.collection."+field) || !strings.Contains(err.Error(), "immutable") {
+			t.Errorf("changing %s: want refusal naming the field as immutable, got %v", field, err)
+		}
+	}
+}
+
+// TestFullSampleAccepted: the DGX Spark sample, every section present, passes admission.
+func TestFullSampleAcceptedAndDefaultsApplied(t *testing.T) {
+	needEnv(t)
+	ns := newNamespace(t)
+	u, err := createManifest(ns, manifest("defaults", "{}"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, _, _ := unstructured.NestedInt64(u.Object, "spec", "ollama", "numParallel")
+	models, _, _ := unstructured.NestedSlice(u.Object, "spec", "models")
+	ctxTokens, _, _ := unstructured.NestedInt64(u.Object, "spec", "ragServer", "tokens", "context")
+	if got != 4 || len(models) != 3 || ctxTokens != 6000 {
+		t.Fatalf("defaults not applied: numParallel=%d models=%d context=%d", got, len(models), ctxTokens)
+	}
+	for _, file := range []string{"rag_v1alpha1_ragappliance_dgx_spark.yaml", "rag_v1alpha1_ragappliance_minimal.yaml"} {
+		data, err := os.ReadFile(filepath.Join("..", "config", "samples", file))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := createManifest(ns, string(data)); err != nil {
+			t.Errorf("%s refused: %v", file, err)
+		}
+	}
+}
+
+func jsonValue(v any) string {
+	if s, ok := v.(string); ok {
+		return fmt.Sprintf("%q", s)
+	}
+	return fmt.Sprint(v)
+}

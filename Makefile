@@ -12,6 +12,13 @@ K8S_VERSION ?= 1.37.2
 K8S_ASSETS ?= $(CACHE)/k8s-v$(K8S_VERSION)
 GOARCHES ?= amd64 arm64
 OUT ?= bin
+HELM_VERSION ?= v4.3.1
+HELM := $(BIN)/helm-$(HELM_VERSION)
+OLLAMA_BIN_DIR ?= $(CACHE)/ollama-v0.24.0
+REGISTRY ?= ghcr.io/ragstack
+VERSION ?= v0.1.0
+PLATFORMS ?= linux/amd64,linux/arm64
+IMAGE_OUTPUT ?= --push
 
 export GOTOOLCHAIN := local
 
@@ -33,7 +40,7 @@ generate: $(CONTROLLER_GEN) ## Generate deepcopy code.
 manifests: $(CONTROLLER_GEN) ## Generate the CRD and RBAC manifests (and the chart's copy of the CRD).
 	$(CONTROLLER_GEN) rbac:roleName=rag-operator-manager crd paths=./api/... paths=./controllers/... \
 		output:crd:artifacts:config=config/crd/bases output:rbac:artifacts:config=config/rbac
-	@if [ -d charts/rag-operator ]; then mkdir -p charts/rag-operator/crds && cp config/crd/bases/*.yaml charts/rag-operator/crds/; fi
+	hack/sync-chart.sh
 
 .PHONY: verify-gen
 verify-gen: generate manifests ## Regenerate and fail if anything changed.
@@ -60,6 +67,25 @@ cross: ## Cross-compile both binaries for linux/amd64 and linux/arm64 with cgo o
 k8s-assets: ## Build kube-apiserver, etcd, controller-manager and scheduler from the module proxy (cached).
 	K8S_VERSION=$(K8S_VERSION) K8S_ASSETS=$(K8S_ASSETS) hack/build-k8s-bundle.sh
 
+.PHONY: ollama
+ollama: ## Build Ollama v0.24.0 (CPU) from the module proxy (cached), for tests and the demo.
+	OLLAMA_BIN_DIR=$(OLLAMA_BIN_DIR) hack/build-ollama.sh
+
+$(HELM):
+	HELM_VERSION=$(HELM_VERSION) HELM_BIN_DIR=$(BIN) hack/build-helm.sh
+
+.PHONY: helm
+helm: $(HELM) ## Build helm from the module proxy (cached).
+
+.PHONY: chart-package
+chart-package: helm manifests ## Package the Helm chart into $(OUT).
+	$(HELM) package charts/rag-operator --destination $(OUT)
+
+.PHONY: images
+images: ## Build multi-arch images with docker buildx (needs a Docker engine; pushes by default).
+	docker buildx build --platform $(PLATFORMS) -f build/manager.Dockerfile -t $(REGISTRY)/rag-operator:$(VERSION) $(IMAGE_OUTPUT) .
+	docker buildx build --platform $(PLATFORMS) -f build/rag-server.Dockerfile -t $(REGISTRY)/rag-server:$(VERSION) $(IMAGE_OUTPUT) .
+
 .PHONY: run
 run: ## Run the manager against the cluster in $$KUBECONFIG.
 	go run ./cmd/manager
@@ -71,8 +97,12 @@ demo: k8s-assets ## Start a local control plane, install the CRD, run the manage
 ##@ Test
 
 .PHONY: test
-test: k8s-assets ## Run every test against the real control plane.
-	KUBEBUILDER_ASSETS=$(K8S_ASSETS) go test ./... -count=1 -timeout 30m
+test: k8s-assets ollama helm ## Run every test against the real parts (control plane, Ollama, helm).
+	KUBEBUILDER_ASSETS=$(K8S_ASSETS) OLLAMA_BIN=$(OLLAMA_BIN_DIR)/ollama HELM=$(HELM) go test ./... -count=1 -timeout 30m
+
+.PHONY: test-chart
+test-chart: helm ## Lint and render-test the Helm chart and config/default.
+	HELM=$(HELM) RAG_REQUIRE_HELM=1 go test ./test/chart/ -count=1
 
 .PHONY: test-unit
 test-unit: ## Run the tests that need no control plane.

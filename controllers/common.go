@@ -3,6 +3,7 @@ package controllers
 import (
 	"crypto/sha256"
 	"encoding/hex"
+	"errors"
 	"sort"
 	"strconv"
 
@@ -147,3 +148,12 @@ func envBytes(env []corev1.EnvVar) []byte {
 	}
 	return b
 }
+
+// objectMetaWithLabels is objectMeta with a caller's label set.
+func objectMetaWithLabels(ra *ragv1.RagAppliance, name string, l map[string]string) metav1.ObjectMeta {
+	m := objectMeta(ra, name, "")
+	m.Labels = l
+	return m
+}
+
+func joinErrs(errs []error) error { return errors.Join(errs...) }

@@ -2,16 +2,479 @@ package controllers
 
 import (
 	"context"
+	"encoding/json"
+	"fmt"
+	"regexp"
+	"sort"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/ollama/ollama/api"
+	batchv1 "k8s.io/api/batch/v1"
+	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/apimachinery/pkg/api/resource"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/utils/ptr"
+	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	ragv1 "github.com/ragstack/rag-operator/api/v1alpha1"
+	"github.com/ragstack/rag-operator/internal/modelspec"
+	"github.com/ragstack/rag-operator/internal/modelsync"
 )
 
-// reconcileModels creates and verifies the model variants once Ollama is available.
+const (
+	componentModelSync = "model-sync"
+	variantLabel       = "rag.ragstack.dev/variant"
+	specHashLabel      = "rag.ragstack.dev/spec-hash"
+	// modelResync re-checks that every variant still exists (an Ollama restart with a lost
+	// model store has no event of its own).
+	modelResync = 2 * time.Minute
+	// warmingRecheck is how soon residency is checked again while models load.
+	warmingRecheck = 15 * time.Second
+)
+
+// DefaultModelSyncImage is the operator's own image, which carries `manager model-sync`.
+const DefaultModelSyncImage = "ghcr.io/ragstack/rag-operator:v0.1.0"
+
+var nonDNS = regexp.MustCompile(`[^a-z0-9-]+`)
+
+// modelJobName is deterministic and carries the variant spec's hash: a changed variant runs a
+// new Job, an unchanged one never runs twice. At most 63 characters.
+func modelJobName(ra *ragv1.RagAppliance, variant, hash string) string {
+	base := strings.Trim(nonDNS.ReplaceAllString(strings.ToLower(ra.Name+"-model-"+variant), "-"), "-")
+	if len(base) > 52 {
+		base = strings.TrimRight(base[:52], "-")
+	}
+	return base + "-" + hash
+}
+
+func variantLabelValue(variant string) string {
+	v := strings.Trim(nonDNS.ReplaceAllString(strings.ToLower(variant), "-"), "-")
+	if len(v) > 63 {
+		v = strings.TrimRight(v[:63], "-")
+	}
+	return v
+}
+
+// modelJob is the Job that creates one variant with `manager model-sync`.
+func modelJob(ra *ragv1.RagAppliance, m ragv1.ModelVariant, image string) *batchv1.Job {
+	v := modelspec.FromSpec(m)
+	hash := v.Hash()
+	spec, _ := json.Marshal(v)
+	l := labels(ra, componentModelSync)
+	l[variantLabel] = variantLabelValue(m.Name)
+	l[specHashLabel] = hash
+	return &batchv1.Job{
+		TypeMeta:   typeMeta("batch/v1", "Job"),
+		ObjectMeta: objectMetaWithLabels(ra, modelJobName(ra, m.Name, hash), l),
+		Spec: batchv1.JobSpec{
+			BackoffLimit: ptr.To[int32](4),
+			// A first pull of a 9 GB base on a slow link takes a while; a stuck one must end.
+			ActiveDeadlineSeconds: ptr.To[int64](2 * 3600),
+			// The operator deletes finished Jobs once it has recorded them; this is the safety
+			// net when it is not running.
+			TTLSecondsAfterFinished: ptr.To[int32](24 * 3600),
+			Template: corev1.PodTemplateSpec{
+				ObjectMeta: metav1.ObjectMeta{Labels: l},
+				Spec: corev1.PodSpec{
+					RestartPolicy:                corev1.RestartPolicyNever,
+					SecurityContext:              restrictedPod(65532),
+					AutomountServiceAccountToken: ptr.To(false),
+					EnableServiceLinks:           ptr.To(false),
+					NodeSelector:                 ra.Spec.Ollama.NodeSelector,
+					Tolerations:                  ra.Spec.Ollama.Tolerations,
+					Containers: []corev1.Container{{
+						Name:    "model-sync",
+						Image:   image,
+						Command: []string{"/manager"},
+						Args: []string{"model-sync",
+							"--ollama=" + serviceURL(ra, ollamaName(ra), ollamaPort),
+							"--variant=" + string(spec),
+						},
+						SecurityContext:          restrictedContainer(),
+						TerminationMessagePolicy: corev1.TerminationMessageFallbackToLogsOnError,
+						Resources: corev1.ResourceRequirements{
+							Requests: corev1.ResourceList{corev1.ResourceCPU: resource.MustParse("10m"), corev1.ResourceMemory: resource.MustParse("32Mi")},
+							Limits:   corev1.ResourceList{corev1.ResourceMemory: resource.MustParse("128Mi")},
+						},
+					}},
+				},
+			},
+		},
+	}
+}
+
+// variantState is one variant's outcome of a pass.
+type variantState struct {
+	status  ragv1.ModelStatus
+	running bool
+	failed  bool
+}
+
+// reconcileModels makes every variant exist on Ollama as declared, through Jobs, verifies it
+// with Show, reports Ollama's version and what it ignores, and checks residency.
 func (r *RagApplianceReconciler) reconcileModels(ctx context.Context, s *scope) (subResult, error) {
-	if s.ollama.Status != "True" {
-		setCondition(s.ra, ragv1.ConditionModelsReady, falseState(ragv1.ReasonWaitingForOllama, "waiting for Ollama to be available"))
+	ra := s.ra
+	if s.ollama.Status != metav1.ConditionTrue {
+		setCondition(ra, ragv1.ConditionModelsReady, falseState(ragv1.ReasonWaitingForOllama, "waiting for Ollama to be available"))
+		setCondition(ra, ragv1.ConditionModelsResident, falseState(ragv1.ReasonWaitingForOllama, "waiting for Ollama to be available"))
+		return subResult{}, r.reconcileBudget(ctx, s, nil)
+	}
+	if r.External == nil {
+		setCondition(ra, ragv1.ConditionModelsReady, unknownState(ragv1.ReasonUnreachable, "the operator runs without access to Ollama's API"))
 		return subResult{}, nil
 	}
-	setCondition(s.ra, ragv1.ConditionModelsReady, unknownState(ragv1.ReasonModelSyncRunning, "model variants not yet verified"))
-	return subResult{}, nil
+	oc, err := r.External.Ollama(ra)
+	versionChanged := false
+	if err == nil {
+		var version string
+		if version, err = oc.Version(ctx); err == nil {
+			versionChanged = ra.Status.OllamaVersion != version
+			ra.Status.OllamaVersion = version
+		}
+	}
+	var listed *api.ListResponse
+	if err == nil {
+		listed, err = oc.List(ctx)
+	}
+	if err != nil {
+		msg := "Ollama API: " + err.Error()
+		setCondition(ra, ragv1.ConditionModelsReady, falseState(ragv1.ReasonUnreachable, msg))
+		setCondition(ra, ragv1.ConditionModelsResident, falseState(ragv1.ReasonUnreachable, msg))
+		return subResult{requeueAfter: unreachableBackoff}, r.reconcileBudget(ctx, s, nil)
+	}
+
+	previous := map[string]ragv1.ModelStatus{}
+	for _, m := range ra.Status.Models {
+		previous[m.Name] = m
+	}
+	wantJobs := map[string]bool{}
+	var states []variantState
+	var errs []error
+	for _, m := range ra.Spec.Models {
+		st, jobName, err := r.reconcileVariant(ctx, ra, oc, listed, m, previous[m.Name])
+		if jobName != "" {
+			wantJobs[jobName] = true
+		}
+		if err != nil {
+			errs = append(errs, err)
+		}
+		states = append(states, st)
+	}
+	if err := r.deleteStaleModelJobs(ctx, ra, wantJobs); err != nil {
+		errs = append(errs, err)
+	}
+
+	ra.Status.Models = nil
+	for _, st := range states {
+		ra.Status.Models = append(ra.Status.Models, st.status)
+	}
+	sort.Slice(ra.Status.Models, func(i, j int) bool { return ra.Status.Models[i].Name < ra.Status.Models[j].Name })
+	ready := modelsReadyState(states)
+	setCondition(ra, ragv1.ConditionModelsReady, ready)
+
+	out := subResult{requeueAfter: modelResync}
+	if versionChanged {
+		// The version may change which settings are rendered: render again now.
+		out.requeueAfter = time.Second
+	}
+	if ready.Status == metav1.ConditionTrue {
+		if res := r.reconcileResidency(ctx, ra, oc); res.Status != metav1.ConditionTrue && out.requeueAfter > warmingRecheck {
+			out.requeueAfter = warmingRecheck
+		}
+	} else {
+		setCondition(ra, ragv1.ConditionModelsResident, falseState(ready.Reason, "variants are not all created yet"))
+	}
+	if err := r.reconcileBudget(ctx, s, oc); err != nil {
+		errs = append(errs, err)
+	}
+	return out, joinErrs(errs)
+}
+
+// reconcileVariant decides, for one variant, between "exists as declared", "run (or wait for)
+// its Job" and "its Job failed".
+func (r *RagApplianceReconciler) reconcileVariant(ctx context.Context, ra *ragv1.RagAppliance, oc OllamaAPI, listed *api.ListResponse,
+	m ragv1.ModelVariant, prev ragv1.ModelStatus) (variantState, string, error) {
+	v := modelspec.FromSpec(m)
+	hash := v.Hash()
+	st := ragv1.ModelStatus{Name: m.Name, SpecHash: hash}
+	digest := listedDigest(listed, m.Name)
+
+	// Created earlier from this very spec and still on the server with the same digest.
+	if digest != "" && prev.Ready && prev.SpecHash == hash && prev.Digest == digest {
+		prev.LastError = ""
+		prev.Job = ""
+		return variantState{status: prev}, "", nil
+	}
+
+	job := modelJob(ra, m, r.modelSyncImage())
+	st.Job = job.Name
+	live := &batchv1.Job{}
+	err := r.Get(ctx, client.ObjectKeyFromObject(job), live)
+	switch {
+	case apierrors.IsNotFound(err):
+		if digest != "" {
+			// Already on the server (pre-loaded store, operator restart, or a status this pass
+			// read from a cache that lags our last write): verify it rather than run a Job.
+			if res, verr := modelsync.Verify(ctx, oc, v); verr == nil {
+				st.Ready, st.Digest, st.Parameters, st.Job = true, res.Digest, modelspec.Applied(res.Parameters), ""
+				return variantState{status: st}, "", nil
+			}
+		}
+		if err := r.applier.apply(ctx, job); err != nil {
+			st.LastError = err.Error()
+			return variantState{status: st, failed: true}, job.Name, err
+		}
+		r.event(ra, corev1.EventTypeNormal, "ModelSyncStarted", "CreateJob", fmt.Sprintf("Creating variant %s from %s (Job %s)", m.Name, m.From, job.Name))
+		return variantState{status: st, running: true}, job.Name, nil
+	case err != nil:
+		st.LastError = err.Error()
+		return variantState{status: st, failed: true}, job.Name, err
+	}
+
+	switch jobOutcome(live) {
+	case batchv1.JobComplete:
+		res, verr := modelsync.Verify(ctx, oc, v)
+		if verr != nil {
+			st.LastError = "Job " + job.Name + " completed but " + verr.Error()
+			st.Parameters = modelspec.Applied(res.Parameters)
+			return variantState{status: st, failed: true}, job.Name, nil
+		}
+		st.Ready, st.Digest, st.Parameters, st.Job = true, res.Digest, modelspec.Applied(res.Parameters), ""
+		r.event(ra, corev1.EventTypeNormal, ragv1.ReasonModelsCreated, "Verify", fmt.Sprintf("Variant %s created and verified (%s)", m.Name, res.Digest))
+		// Recorded: the finished Job is no longer needed.
+		if err := r.Delete(ctx, live, client.PropagationPolicy(metav1.DeletePropagationBackground)); err != nil && !apierrors.IsNotFound(err) {
+			return variantState{status: st}, job.Name, err
+		}
+		return variantState{status: st}, "", nil
+	case batchv1.JobFailed:
+		st.LastError = "Job " + job.Name + " failed: " + r.jobFailureReason(ctx, live)
+		// The failed Job stays for its logs; delete it to retry, or change the variant.
+		return variantState{status: st, failed: true}, job.Name, nil
+	default:
+		return variantState{status: st, running: true}, job.Name, nil
+	}
+}
+
+func jobOutcome(j *batchv1.Job) batchv1.JobConditionType {
+	for _, c := range j.Status.Conditions {
+		if (c.Type == batchv1.JobComplete || c.Type == batchv1.JobFailed) && c.Status == corev1.ConditionTrue {
+			return c.Type
+		}
+	}
+	return ""
+}
+
+// jobFailureReason prefers what model-sync wrote as its termination message (the real reason)
+// over the Job's own condition ("BackoffLimitExceeded").
+func (r *RagApplianceReconciler) jobFailureReason(ctx context.Context, j *batchv1.Job) string {
+	reason := "unknown"
+	for _, c := range j.Status.Conditions {
+		if c.Type == batchv1.JobFailed {
+			reason = strings.TrimSpace(c.Reason + ": " + c.Message)
+		}
+	}
+	pods := &corev1.PodList{}
+	if err := r.APIReader.List(ctx, pods, client.InNamespace(j.Namespace), client.MatchingLabels{"batch.kubernetes.io/job-name": j.Name}); err != nil {
+		return reason
+	}
+	for _, p := range pods.Items {
+		for _, cs := range p.Status.ContainerStatuses {
+			if t := cs.State.Terminated; t != nil && t.Message != "" {
+				return strings.TrimSpace(t.Message)
+			}
+		}
+	}
+	return reason
+}
+
+func (r *RagApplianceReconciler) deleteStaleModelJobs(ctx context.Context, ra *ragv1.RagAppliance, keep map[string]bool) error {
+	jobs := &batchv1.JobList{}
+	if err := r.List(ctx, jobs, client.InNamespace(ra.Namespace), client.MatchingLabels(selectorLabels(ra, componentModelSync))); err != nil {
+		return err
+	}
+	for i := range jobs.Items {
+		j := &jobs.Items[i]
+		if keep[j.Name] || !metav1.IsControlledBy(j, ra) {
+			continue
+		}
+		if err := r.Delete(ctx, j, client.PropagationPolicy(metav1.DeletePropagationBackground)); err != nil && !apierrors.IsNotFound(err) {
+			return err
+		}
+	}
+	return nil
+}
+
+func listedDigest(listed *api.ListResponse, name string) string {
+	if listed == nil {
+		return ""
+	}
+	for _, m := range listed.Models {
+		if modelsync.SameModel(m.Name, name) || modelsync.SameModel(m.Model, name) {
+			return m.Digest
+		}
+	}
+	return ""
+}
+
+func modelsReadyState(states []variantState) state {
+	var failed, running, ready []string
+	for _, s := range states {
+		switch {
+		case s.status.Ready:
+			ready = append(ready, s.status.Name)
+		case s.failed:
+			failed = append(failed, s.status.Name+": "+s.status.LastError)
+		default:
+			running = append(running, s.status.Name)
+		}
+	}
+	switch {
+	case len(failed) > 0:
+		return falseState(ragv1.ReasonModelSyncFailed, strings.Join(failed, "; "))
+	case len(running) > 0:
+		return falseState(ragv1.ReasonModelSyncRunning, fmt.Sprintf("creating %s (%d of %d ready)", strings.Join(running, ", "), len(ready), len(states)))
+	default:
+		return trueState(ragv1.ReasonModelsCreated, fmt.Sprintf("%d variants exist with their declared parameters", len(ready)))
+	}
+}
+
+func (r *RagApplianceReconciler) modelSyncImage() string {
+	if r.ModelSyncImage != "" {
+		return r.ModelSyncImage
+	}
+	return DefaultModelSyncImage
+}
+
+// warmer loads variants in the background: a model load can take minutes, and a reconcile
+// never waits for one.
+type warmer struct {
+	mu       sync.Mutex
+	inFlight map[string]bool
+	lastErr  map[string]string
+}
+
+func (w *warmer) start(key string, fn func() error) {
+	w.mu.Lock()
+	if w.inFlight == nil {
+		w.inFlight, w.lastErr = map[string]bool{}, map[string]string{}
+	}
+	if w.inFlight[key] {
+		w.mu.Unlock()
+		return
+	}
+	w.inFlight[key] = true
+	w.mu.Unlock()
+	go func() {
+		err := fn()
+		w.mu.Lock()
+		defer w.mu.Unlock()
+		delete(w.inFlight, key)
+		if err != nil {
+			w.lastErr[key] = err.Error()
+		} else {
+			delete(w.lastErr, key)
+		}
+	}()
+}
+
+func (w *warmer) failure(key string) string {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return w.lastErr[key]
+}
+
+// reconcileResidency is guide §8's "ollama ps shows three": every variant loaded with its
+// declared context length. Missing ones are warmed with a minimal request carrying keep-alive.
+func (r *RagApplianceReconciler) reconcileResidency(ctx context.Context, ra *ragv1.RagAppliance, oc OllamaAPI) state {
+	o := ra.Spec.Ollama
+	if o.MaxLoadedModels > 0 && int(o.MaxLoadedModels) < len(ra.Spec.Models) {
+		st := falseState(ragv1.ReasonTooManyModels, fmt.Sprintf("%d variants are declared but spec.ollama.maxLoadedModels is %d: they cannot all be resident", len(ra.Spec.Models), o.MaxLoadedModels))
+		setCondition(ra, ragv1.ConditionModelsResident, st)
+		return st
+	}
+	running, err := oc.ListRunning(ctx)
+	if err != nil {
+		st := falseState(ragv1.ReasonUnreachable, "Ollama /api/ps: "+err.Error())
+		setCondition(ra, ragv1.ConditionModelsResident, st)
+		return st
+	}
+	var mismatched, missing, loadFailed []string
+	for i, m := range ra.Spec.Models {
+		var found *api.ProcessModelResponse
+		for j := range running.Models {
+			if modelsync.SameModel(running.Models[j].Name, m.Name) {
+				found = &running.Models[j]
+			}
+		}
+		key := string(ra.UID) + "/" + m.Name
+		switch {
+		case found == nil:
+			if msg := r.warm.failure(key); msg != "" {
+				loadFailed = append(loadFailed, m.Name+": "+msg)
+			} else {
+				missing = append(missing, m.Name)
+			}
+			r.warm.start(key, r.warmFunc(ra, m))
+		case found.ContextLength != int(m.Parameters.NumCtx):
+			mismatched = append(mismatched, fmt.Sprintf("%s runs with context %d, declared %d", m.Name, found.ContextLength, m.Parameters.NumCtx))
+		default:
+			for k := range ra.Status.Models {
+				if ra.Status.Models[k].Name == m.Name {
+					ra.Status.Models[k].Resident = true
+				}
+			}
+		}
+		_ = i
+	}
+	var st state
+	switch {
+	case len(loadFailed) > 0:
+		st = falseState(ragv1.ReasonLoadFailed, strings.Join(loadFailed, "; "))
+	case len(mismatched) > 0:
+		st = falseState(ragv1.ReasonContextMismatch, strings.Join(mismatched, "; "))
+	case len(missing) > 0:
+		st = falseState(ragv1.ReasonWarming, "loading "+strings.Join(missing, ", "))
+	default:
+		st = trueState(ragv1.ReasonAllResident, fmt.Sprintf("%d variants loaded with their declared context lengths", len(ra.Spec.Models)))
+	}
+	setCondition(ra, ragv1.ConditionModelsResident, st)
+	return st
+}
+
+// warmFunc loads a variant with the spec's keep-alive: an empty generate for LLMs, an empty
+// embed for embedding models (both load without computing anything).
+func (r *RagApplianceReconciler) warmFunc(ra *ragv1.RagAppliance, m ragv1.ModelVariant) func() error {
+	keepAlive := parseKeepAlive(string(ra.Spec.Ollama.KeepAlive))
+	loadTimeout := parseDurationOr(string(ra.Spec.Ollama.LoadTimeout), 10*time.Minute)
+	client, err := r.External.OllamaLoader(ra)
+	return func() error {
+		if err != nil {
+			return err
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), loadTimeout+time.Minute)
+		defer cancel()
+		if m.Role == ragv1.RoleEmbedding {
+			_, err := client.Embed(ctx, &api.EmbedRequest{Model: m.Name, KeepAlive: keepAlive})
+			return err
+		}
+		return client.Generate(ctx, &api.GenerateRequest{Model: m.Name, KeepAlive: keepAlive}, func(api.GenerateResponse) error { return nil })
+	}
+}
+
+func parseKeepAlive(s string) *api.Duration {
+	d, err := time.ParseDuration(s)
+	if err != nil {
+		return nil
+	}
+	return &api.Duration{Duration: d}
+}
+
+func parseDurationOr(s string, fallback time.Duration) time.Duration {
+	if d, err := time.ParseDuration(s); err == nil {
+		return d
+	}
+	return fallback
 }

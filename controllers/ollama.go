@@ -71,9 +71,14 @@ func ollamaRuntimeEnv(ra *ragv1.RagAppliance) []corev1.EnvVar {
 	return env
 }
 
-// ollamaVersion is the version named by the image tag, if it names one.
+// ollamaVersion is the version named by the image tag; when the tag names none (latest, a
+// digest), the version the running server reported. The tag wins so that changing the image
+// renders the new version's settings in one rollout, not two.
 func ollamaVersion(ra *ragv1.RagAppliance) *ollamaversion.Version {
 	if v, ok := ollamaversion.FromImage(ra.Spec.Ollama.Image); ok {
+		return &v
+	}
+	if v, err := ollamaversion.Parse(ra.Status.OllamaVersion); err == nil {
 		return &v
 	}
 	return nil

@@ -34,7 +34,11 @@ type RagApplianceReconciler struct {
 	// collection), which then report Unknown.
 	External *ExternalClients
 
+	// ModelSyncImage is the image of the model-creation Jobs (the operator's own).
+	ModelSyncImage string
+
 	applier *applier
+	warm    warmer
 }
 
 // scope is what one reconcile pass shares between sub-reconcilers.
@@ -58,6 +62,7 @@ type subReconciler func(ctx context.Context, s *scope) (subResult, error)
 // +kubebuilder:rbac:groups="",resources=secrets,verbs=get;create
 // +kubebuilder:rbac:groups=batch,resources=jobs,verbs=get;list;watch;create;update;patch;delete
 // +kubebuilder:rbac:groups="",resources=nodes,verbs=get;list;watch
+// +kubebuilder:rbac:groups="",resources=pods,verbs=list
 // +kubebuilder:rbac:groups=events.k8s.io,resources=events,verbs=create;patch
 
 // Reconcile brings one appliance's children to the declared state and reports it.

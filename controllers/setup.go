@@ -4,12 +4,28 @@ import (
 	ctrl "sigs.k8s.io/controller-runtime"
 )
 
+// Options configure the reconciler from the manager's flags.
+type Options struct {
+	// OllamaURL and QdrantAddress override the in-cluster endpoints for every appliance (for
+	// an operator running outside the cluster, e.g. the demo).
+	OllamaURL     string
+	QdrantAddress string
+	// SkipQdrantVersionCheck turns off the go-client's server version check.
+	SkipQdrantVersionCheck bool
+	// ModelSyncImage is the image of the model-creation Jobs.
+	ModelSyncImage string
+}
+
 // Setup registers the RagAppliance reconciler with a manager.
-func Setup(mgr ctrl.Manager) error {
+func Setup(mgr ctrl.Manager, opts Options) error {
+	ext := NewExternalClients(opts.OllamaURL, opts.QdrantAddress)
+	ext.SkipQdrantVersionCheck = opts.SkipQdrantVersionCheck
 	return (&RagApplianceReconciler{
-		Client:    mgr.GetClient(),
-		Scheme:    mgr.GetScheme(),
-		APIReader: mgr.GetAPIReader(),
-		Recorder:  mgr.GetEventRecorder("rag-operator"),
+		Client:         mgr.GetClient(),
+		Scheme:         mgr.GetScheme(),
+		APIReader:      mgr.GetAPIReader(),
+		Recorder:       mgr.GetEventRecorder("rag-operator"),
+		External:       ext,
+		ModelSyncImage: opts.ModelSyncImage,
 	}).SetupWithManager(mgr)
 }

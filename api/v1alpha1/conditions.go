@@ -14,6 +14,12 @@ const (
 	ConditionModelsReady = "ModelsReady"
 	// ConditionCollectionReady: the Qdrant collection exists with the declared settings.
 	ConditionCollectionReady = "CollectionReady"
+	// ConditionModelsResident: every variant is loaded (/api/ps) with its declared context
+	// length, as guide §8 expects. Informational: not part of Ready.
+	ConditionModelsResident = "ModelsResident"
+	// ConditionMemoryBudget: the declared models, KV caches, Qdrant and overheads fit the
+	// machine's memory (guide §6). Informational: not part of Ready.
+	ConditionMemoryBudget = "MemoryBudget"
 )
 
 // Condition reasons. They are CamelCase, stable, and documented in docs/crd-reference.md.
@@ -52,4 +58,22 @@ const (
 	ReasonUnreachable = "Unreachable"
 	// ReasonSettingsIgnored: the Ollama version in use ignores some declared settings.
 	ReasonSettingsIgnored = "SettingsIgnored"
+	// ReasonVerificationFailed: a variant exists but Show reports parameters other than declared.
+	ReasonVerificationFailed = "VerificationFailed"
+	// ReasonAllResident: every variant is loaded with its declared context length.
+	ReasonAllResident = "AllResident"
+	// ReasonWarming: some variants are being loaded.
+	ReasonWarming = "Warming"
+	// ReasonTooManyModels: more variants are declared than spec.ollama.maxLoadedModels allows
+	// to be loaded at once.
+	ReasonTooManyModels = "TooManyModels"
+	// ReasonContextMismatch: a loaded variant runs with another context length than declared.
+	ReasonContextMismatch = "ContextMismatch"
+	// ReasonLoadFailed: Ollama refused to load a variant (often: not enough memory).
+	ReasonLoadFailed = "LoadFailed"
+	// ReasonFits / ReasonDoesNotFit: the memory budget's verdict.
+	ReasonFits       = "Fits"
+	ReasonDoesNotFit = "DoesNotFit"
+	// ReasonBudgetIncomplete: some model's size is unknown (not on the server, none declared).
+	ReasonBudgetIncomplete = "Incomplete"
 )

@@ -50,6 +50,11 @@ type RagApplianceSpec struct {
 	// +kubebuilder:default={}
 	// +optional
 	RagServer RagServerSpec `json:"ragServer,omitempty"`
+
+	// memoryBudget declares what the memory budget (guide §6) cannot read from the running parts.
+	// +kubebuilder:default={}
+	// +optional
+	MemoryBudget MemoryBudgetSpec `json:"memoryBudget,omitempty"`
 }
 
 // KVCacheType is the element type of Ollama's KV cache.
@@ -583,6 +588,41 @@ type RagServerSpec struct {
 	Auth AuthSpec `json:"auth,omitempty"`
 }
 
+// MemoryBudgetSpec is the input of the memory budget (guide §6) beyond what the operator reads
+// from Ollama and Qdrant.
+type MemoryBudgetSpec struct {
+	// total is the memory of the machine the appliance shares (GB10: 128 GB unified, one pool
+	// for GPU and CPU). Unset, the largest allocatable memory of the nodes Ollama may run on.
+	// +optional
+	Total *resource.Quantity `json:"total,omitempty"`
+
+	// expectedPoints sizes Qdrant's share while the collection holds fewer points.
+	// +kubebuilder:default=100000
+	// +kubebuilder:validation:Minimum=0
+	// +optional
+	ExpectedPoints int64 `json:"expectedPoints,omitempty"`
+
+	// overheads are other consumers of the same memory (the RAG server, the OS, reservations).
+	// +kubebuilder:default={{name:"rag-server",size:"1Gi"},{name:"os-and-reservations",size:"2560Mi"}}
+	// +listType=map
+	// +listMapKey=name
+	// +kubebuilder:validation:MaxItems=16
+	// +optional
+	Overheads []MemoryOverhead `json:"overheads,omitempty"`
+}
+
+// MemoryOverhead is a named, declared consumer of memory.
+type MemoryOverhead struct {
+	// name says what consumes it.
+	// +required
+	// +kubebuilder:validation:MinLength=1
+	// +kubebuilder:validation:MaxLength=64
+	Name string `json:"name"`
+	// size is how much.
+	// +required
+	Size resource.Quantity `json:"size"`
+}
+
 // ModelRoles names the variant used for each task.
 type ModelRoles struct {
 	// chat answers questions.
@@ -782,6 +822,106 @@ type RagApplianceStatus struct {
 	// +optional
 	// +listType=atomic
 	IgnoredSettings []string `json:"ignoredSettings,omitempty"`
+
+	// ollamaVersion is the version the running Ollama reports (/api/version).
+	// +optional
+	OllamaVersion string `json:"ollamaVersion,omitempty"`
+
+	// models is the observed state of each declared variant.
+	// +optional
+	// +listType=map
+	// +listMapKey=name
+	Models []ModelStatus `json:"models,omitempty"`
+
+	// collection is the collection as Qdrant reports it.
+	// +optional
+	Collection *CollectionStatus `json:"collection,omitempty"`
+
+	// memory is the memory budget (guide §6), computed from what the parts report.
+	// +optional
+	Memory *MemoryStatus `json:"memory,omitempty"`
+}
+
+// ModelStatus is one variant as Ollama reports it.
+type ModelStatus struct {
+	// name is the variant.
+	Name string `json:"name"`
+	// ready is true when the variant exists with every declared parameter.
+	Ready bool `json:"ready"`
+	// specHash identifies the declared variant the state refers to.
+	// +optional
+	SpecHash string `json:"specHash,omitempty"`
+	// digest is the variant's manifest digest.
+	// +optional
+	Digest string `json:"digest,omitempty"`
+	// parameters are the parameters Ollama reports applied, name=value.
+	// +optional
+	// +listType=atomic
+	Parameters []string `json:"parameters,omitempty"`
+	// job is the model-creation Job last run for this variant.
+	// +optional
+	Job string `json:"job,omitempty"`
+	// resident is true when /api/ps lists the variant loaded with the declared context length.
+	// +optional
+	Resident bool `json:"resident,omitempty"`
+	// lastError says why the variant is not ready.
+	// +optional
+	LastError string `json:"lastError,omitempty"`
+}
+
+// CollectionStatus is the collection's applied configuration as Qdrant reports it.
+type CollectionStatus struct {
+	Name       string `json:"name"`
+	Status     string `json:"status,omitempty"`
+	VectorSize int64  `json:"vectorSize,omitempty"`
+	Distance   string `json:"distance,omitempty"`
+	OnDisk     bool   `json:"onDisk,omitempty"`
+	// +optional
+	PointsCount int64 `json:"pointsCount,omitempty"`
+	// +optional
+	HNSWM int64 `json:"hnswM,omitempty"`
+	// +optional
+	HNSWEfConstruct int64 `json:"hnswEfConstruct,omitempty"`
+	// quantization is "scalar-int8", "scalar-int8-always-ram" or "none".
+	// +optional
+	Quantization string `json:"quantization,omitempty"`
+	// +optional
+	IndexingThreshold int64 `json:"indexingThreshold,omitempty"`
+	// +optional
+	DefaultSegmentNumber int64 `json:"defaultSegmentNumber,omitempty"`
+	// +optional
+	MemmapThreshold int64 `json:"memmapThreshold,omitempty"`
+}
+
+// MemoryStatus is the memory budget table.
+type MemoryStatus struct {
+	// total is the memory the appliance shares, and where the figure comes from.
+	Total       string `json:"total"`
+	TotalSource string `json:"totalSource"`
+	// used is the sum of the rows.
+	Used string `json:"used"`
+	// headroom is total - used (negative when it does not fit).
+	Headroom string `json:"headroom"`
+	Fits     bool   `json:"fits"`
+	// rows are per component, models first.
+	// +listType=atomic
+	Rows []MemoryRow `json:"rows"`
+}
+
+// MemoryRow is one component of the budget, in bytes rendered as quantities.
+type MemoryRow struct {
+	Component string `json:"component"`
+	// +optional
+	Weights string `json:"weights,omitempty"`
+	// +optional
+	KVCache string `json:"kvCache,omitempty"`
+	Total   string `json:"total"`
+	// detail shows the arithmetic (e.g. "36 layers × 8 KV heads × 128 × 8192 ctx × 4 slots × q8_0").
+	// +optional
+	Detail string `json:"detail,omitempty"`
+	// source is where the figures come from: ollama-show, declared, builtin-table, qdrant.
+	// +optional
+	Source string `json:"source,omitempty"`
 }
 
 // Endpoints are in-cluster URLs.

@@ -82,7 +82,7 @@ func run() error {
 	if err != nil {
 		return err
 	}
-	if err := controllers.Setup(mgr); err != nil {
+	if err := controllers.Setup(mgr, controllers.Options{}); err != nil {
 		return err
 	}
 	go func() {

@@ -4,7 +4,6 @@ package main
 
 import (
 	"flag"
-	"fmt"
 	"os"
 
 	"k8s.io/apimachinery/pkg/runtime"
@@ -30,14 +29,18 @@ func managerMain() int {
 	var metricsAddr, probeAddr string
 	var leaderElect bool
 	var leaderElectionNamespace string
+	var opts controllers.Options
+	flag.StringVar(&opts.OllamaURL, "ollama-endpoint-override", "", "reach every appliance's Ollama at this URL instead of its Service (operator outside the cluster)")
+	flag.StringVar(&opts.QdrantAddress, "qdrant-endpoint-override", "", "reach every appliance's Qdrant gRPC API at this host:port instead of its Service")
+	flag.StringVar(&opts.ModelSyncImage, "model-sync-image", envOr("MODEL_SYNC_IMAGE", controllers.DefaultModelSyncImage), "image of the model-creation Jobs (the operator's own)")
 	flag.StringVar(&metricsAddr, "metrics-bind-address", ":8080", "address the metrics endpoint binds to; 0 disables it")
 	flag.StringVar(&probeAddr, "health-probe-bind-address", ":8081", "address the health probes bind to")
 	flag.BoolVar(&leaderElect, "leader-elect", false, "use leader election so only one manager reconciles")
 	flag.StringVar(&leaderElectionNamespace, "leader-election-namespace", "", "namespace of the leader election Lease (default: the pod's)")
-	opts := zap.Options{}
-	opts.BindFlags(flag.CommandLine)
+	zapOpts := zap.Options{}
+	zapOpts.BindFlags(flag.CommandLine)
 	flag.Parse()
-	ctrl.SetLogger(zap.New(zap.UseFlagOptions(&opts)))
+	ctrl.SetLogger(zap.New(zap.UseFlagOptions(&zapOpts)))
 	setupLog := ctrl.Log.WithName("setup")
 
 	scheme := runtime.NewScheme()
@@ -56,7 +59,7 @@ func managerMain() int {
 		setupLog.Error(err, "Failed to create manager")
 		return 1
 	}
-	if err := controllers.Setup(mgr); err != nil {
+	if err := controllers.Setup(mgr, opts); err != nil {
 		setupLog.Error(err, "Failed to set up controller")
 		return 1
 	}
@@ -76,7 +79,9 @@ func managerMain() int {
 	return 0
 }
 
-func modelSyncMain(args []string) int {
-	fmt.Fprintln(os.Stderr, "model-sync: not built yet", args)
-	return 2
+func envOr(name, fallback string) string {
+	if v := os.Getenv(name); v != "" {
+		return v
+	}
+	return fallback
 }

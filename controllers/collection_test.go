@@ -1,0 +1,110 @@
+package controllers
+
+import (
+	"context"
+	"strings"
+	"testing"
+
+	"github.com/qdrant/go-client/qdrant"
+
+	ragv1 "github.com/ragstack/rag-operator/api/v1alpha1"
+	"github.com/ragstack/rag-operator/internal/testbed/qdrantdouble"
+)
+
+func qdrantClient(t *testing.T, srv *qdrantdouble.Server, apiKey string) *qdrant.Client {
+	t.Helper()
+	host, port := srv.Addr()
+	c, err := qdrant.NewClient(&qdrant.Config{Host: host, Port: port, APIKey: apiKey, SkipCompatibilityCheck: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = c.Close() })
+	return c
+}
+
+func guideCollection(t *testing.T) ragv1.CollectionSpec {
+	return loadSample(t, "rag_v1alpha1_ragappliance_dgx_spark.yaml").Spec.Qdrant.Collection
+}
+
+// Against the Qdrant double, through the real go-client.
+func TestCollectionCreatedThenUpdatedInPlace(t *testing.T) {
+	srv := qdrantdouble.Start(t)
+	qc := qdrantClient(t, srv, "")
+	ctx := context.Background()
+	spec := guideCollection(t)
+
+	st, info, err := ensureCollection(ctx, qc, spec)
+	if err != nil || st.Reason != ragv1.ReasonCollectionConfigured || !strings.Contains(st.Message, "created") {
+		t.Fatalf("create: %v %+v", err, st)
+	}
+	got := collectionStatus(spec.Name, info)
+	want := ragv1.CollectionStatus{Name: "documents", Status: "Green", VectorSize: 768, Distance: "Cosine", HNSWM: 16, HNSWEfConstruct: 200,
+		Quantization: "scalar-int8-always-ram", IndexingThreshold: 50000, DefaultSegmentNumber: 2, MemmapThreshold: 200000}
+	if *got != want {
+		t.Fatalf("applied config as Qdrant reports it:\n got %+v\nwant %+v", *got, want)
+	}
+
+	// Unchanged spec: no update sent.
+	updates := srv.Calls("Collections/Update")
+	if st, _, err := ensureCollection(ctx, qc, spec); err != nil || !strings.Contains(st.Message, "matches") || srv.Calls("Collections/Update") != updates {
+		t.Fatalf("steady state: %v %+v, updates %d→%d", err, st, updates, srv.Calls("Collections/Update"))
+	}
+
+	// HNSW and optimizers merge in place.
+	spec.HNSW.EfConstruct = 400
+	spec.Optimizers.IndexingThreshold = 0 // the bulk-load setting
+	st, info, err = ensureCollection(ctx, qc, spec)
+	if err != nil || !strings.Contains(st.Message, "hnsw.efConstruct 200→400") {
+		t.Fatalf("update: %v %+v", err, st)
+	}
+	got = collectionStatus(spec.Name, info)
+	if got.HNSWEfConstruct != 400 || got.HNSWM != 16 || got.IndexingThreshold != 0 || got.MemmapThreshold != 200000 {
+		t.Fatalf("merge lost a field: %+v", got)
+	}
+
+	// Quantization is replaced whole, and can be disabled.
+	spec.Quantization.AlwaysRAM = false
+	if _, info, err = ensureCollection(ctx, qc, spec); err != nil || collectionStatus(spec.Name, info).Quantization != "scalar-int8" {
+		t.Fatalf("always_ram off: %v %+v", err, collectionStatus(spec.Name, info))
+	}
+	spec.Quantization.Type = ragv1.QuantizationNone
+	if _, info, err = ensureCollection(ctx, qc, spec); err != nil || collectionStatus(spec.Name, info).Quantization != "none" {
+		t.Fatalf("disable: %v %+v", err, collectionStatus(spec.Name, info))
+	}
+}
+
+func TestConflictingCollectionIsNeverTouched(t *testing.T) {
+	srv := qdrantdouble.Start(t)
+	qc := qdrantClient(t, srv, "")
+	ctx := context.Background()
+	if err := qc.CreateCollection(ctx, &qdrant.CreateCollection{CollectionName: "documents",
+		VectorsConfig: qdrant.NewVectorsConfig(&qdrant.VectorParams{Size: 384, Distance: qdrant.Distance_Dot})}); err != nil {
+		t.Fatal(err)
+	}
+	before := srv.Calls("Collections/Update") + srv.Calls("Collections/Delete") + srv.Calls("Collections/Create")
+	st, _, err := ensureCollection(ctx, qc, guideCollection(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if st.Reason != ragv1.ReasonCollectionConflict || !strings.Contains(st.Message, "vectorSize 384 and distance Dot") || !strings.Contains(st.Message, "vectorSize 768 and distance Cosine") {
+		t.Fatalf("want a conflict naming both values, got %+v", st)
+	}
+	if after := srv.Calls("Collections/Update") + srv.Calls("Collections/Delete") + srv.Calls("Collections/Create"); after != before {
+		t.Fatal("a conflicting collection was written to")
+	}
+}
+
+func TestCollectionWithAPIKeyAndUnreachable(t *testing.T) {
+	srv := qdrantdouble.Start(t, qdrantdouble.WithAPIKey("s3cret"))
+	ctx := context.Background()
+	if _, _, err := ensureCollection(ctx, qdrantClient(t, srv, "wrong"), guideCollection(t)); err == nil {
+		t.Fatal("a wrong API key must be an error")
+	}
+	if _, _, err := ensureCollection(ctx, qdrantClient(t, srv, "s3cret"), guideCollection(t)); err != nil {
+		t.Fatal(err)
+	}
+	srv.Stop()
+	if _, _, err := ensureCollection(ctx, qdrantClient(t, srv, "s3cret"), guideCollection(t)); err == nil {
+		t.Fatal("a stopped Qdrant must be an error")
+	}
+}

@@ -1,0 +1,132 @@
+package controllers
+
+import (
+	"context"
+	"fmt"
+	"net"
+	"net/http"
+	"net/url"
+	"strconv"
+	"sync"
+	"time"
+
+	"github.com/ollama/ollama/api"
+	"github.com/qdrant/go-client/qdrant"
+
+	ragv1 "github.com/ragstack/rag-operator/api/v1alpha1"
+)
+
+// OllamaAPI is the part of Ollama's API the operator uses; *api.Client implements it.
+type OllamaAPI interface {
+	Version(ctx context.Context) (string, error)
+	List(ctx context.Context) (*api.ListResponse, error)
+	ListRunning(ctx context.Context) (*api.ProcessResponse, error)
+	Show(ctx context.Context, req *api.ShowRequest) (*api.ShowResponse, error)
+	Generate(ctx context.Context, req *api.GenerateRequest, fn api.GenerateResponseFunc) error
+	Embed(ctx context.Context, req *api.EmbedRequest) (*api.EmbedResponse, error)
+}
+
+// QdrantAPI is the part of Qdrant's gRPC API the operator uses; *qdrant.Client implements it.
+type QdrantAPI interface {
+	GetCollectionInfo(ctx context.Context, name string) (*qdrant.CollectionInfo, error)
+	CreateCollection(ctx context.Context, req *qdrant.CreateCollection) error
+	UpdateCollection(ctx context.Context, req *qdrant.UpdateCollection) error
+}
+
+// ExternalClients reaches the APIs of the components an appliance runs. By default it uses the
+// in-cluster Services; overrides point every appliance at fixed addresses (the demo and tests
+// use a local Ollama and the Qdrant double).
+type ExternalClients struct {
+	// OllamaURL overrides the Ollama endpoint ("http://127.0.0.1:11434").
+	OllamaURL string
+	// QdrantAddress overrides the Qdrant gRPC endpoint ("127.0.0.1:6334").
+	QdrantAddress string
+	// SkipQdrantVersionCheck turns off the go-client's server version check (for the double).
+	SkipQdrantVersionCheck bool
+
+	httpClient *http.Client
+	mu         sync.Mutex
+	qdrant     map[string]*qdrant.Client
+}
+
+// NewExternalClients builds the default factory, with optional overrides.
+func NewExternalClients(ollamaURL, qdrantAddress string) *ExternalClients {
+	return &ExternalClients{OllamaURL: ollamaURL, QdrantAddress: qdrantAddress}
+}
+
+// SetEndpoints changes the overrides at run time (tests point a running manager at new servers).
+func (e *ExternalClients) SetEndpoints(ollamaURL, qdrantAddress string) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	e.OllamaURL, e.QdrantAddress = ollamaURL, qdrantAddress
+}
+
+func (e *ExternalClients) ollamaURL(ra *ragv1.RagAppliance) string {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if e.OllamaURL != "" {
+		return e.OllamaURL
+	}
+	return serviceURL(ra, ollamaName(ra), ollamaPort)
+}
+
+// Ollama returns a client for the appliance's Ollama. Calls are short: the operator never
+// waits on a model load inside a reconcile.
+func (e *ExternalClients) Ollama(ra *ragv1.RagAppliance) (OllamaAPI, error) {
+	raw := e.ollamaURL(ra)
+	u, err := url.Parse(raw)
+	if err != nil {
+		return nil, fmt.Errorf("ollama url %q: %w", raw, err)
+	}
+	e.mu.Lock()
+	if e.httpClient == nil {
+		e.httpClient = &http.Client{Timeout: 10 * time.Second}
+	}
+	hc := e.httpClient
+	e.mu.Unlock()
+	return api.NewClient(u, hc), nil
+}
+
+// OllamaLoader returns a client without a request timeout, for model loads bounded by the
+// caller's context (OLLAMA_LOAD_TIMEOUT can be minutes).
+func (e *ExternalClients) OllamaLoader(ra *ragv1.RagAppliance) (OllamaAPI, error) {
+	raw := e.ollamaURL(ra)
+	u, err := url.Parse(raw)
+	if err != nil {
+		return nil, fmt.Errorf("ollama url %q: %w", raw, err)
+	}
+	return api.NewClient(u, &http.Client{}), nil
+}
+
+// Qdrant returns a cached gRPC client for the appliance's Qdrant.
+func (e *ExternalClients) Qdrant(ra *ragv1.RagAppliance, apiKey string) (QdrantAPI, error) {
+	e.mu.Lock()
+	addr := e.QdrantAddress
+	e.mu.Unlock()
+	if addr == "" {
+		addr = qdrantName(ra) + "." + ra.Namespace + ".svc:" + itoa(qdrantGRPCPort)
+	}
+	host, portText, err := net.SplitHostPort(addr)
+	if err != nil {
+		return nil, fmt.Errorf("qdrant address %q: %w", addr, err)
+	}
+	port, err := strconv.Atoi(portText)
+	if err != nil {
+		return nil, fmt.Errorf("qdrant address %q: %w", addr, err)
+	}
+	key := addr + "\x00" + apiKey
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if c, ok := e.qdrant[key]; ok {
+		return c, nil
+	}
+	c, err := qdrant.NewClient(&qdrant.Config{Host: host, Port: port, APIKey: apiKey, SkipCompatibilityCheck: e.SkipQdrantVersionCheck})
+	if err != nil {
+		return nil, fmt.Errorf("qdrant client for %s: %w", addr, err)
+	}
+	if e.qdrant == nil {
+		e.qdrant = map[string]*qdrant.Client{}
+	}
+	e.qdrant[key] = c
+	return c, nil
+}

@@ -1,0 +1,201 @@
+package llm
+
+import (
+	"container/list"
+	"context"
+	"fmt"
+	"sync"
+)
+
+// gate is a counting semaphore with two priority lanes in front of one pool of Ollama slots.
+//
+// Rules (all decided under one mutex, so they hold exactly, not statistically):
+//   - at most capacity holders in total;
+//   - at most laneMax[Background] of them background (for the chat pool that is
+//     min(BackgroundMax, NumParallel-1), so the last slot is always free for interactive work);
+//   - a background acquisition is never admitted while an interactive one waits: when a slot
+//     frees, the oldest interactive waiter gets it, even if background waiters queued earlier;
+//   - within a lane, first come first served (a newcomer never overtakes a waiter of its lane);
+//   - each lane's wait queue is bounded; a full queue answers ErrBusy at once instead of letting
+//     the caller time out later.
+//
+// Holding a slot means a request is in flight at Ollama. Ollama itself queues without limit for
+// an already loaded model, so this gate, not Ollama, is where back-pressure and priority live.
+type gate struct {
+	pool     string // "chat" or "embed", for errors and metrics
+	capacity int
+	laneMax  [2]int // most slots a lane may hold
+	maxQueue [2]int // most waiters a lane may have
+
+	mu       sync.Mutex
+	inFlight [2]int
+	queue    [2]*list.List // of *waiter
+	// changed is closed and replaced on every state change. Tests wait on it to observe "the
+	// call is queued now" without sleeping; nothing else reads it.
+	changed chan struct{}
+	metrics *gateMetrics
+}
+
+type waiter struct {
+	ready   chan struct{} // closed when the slot is granted
+	granted bool          // set under gate.mu together with closing ready
+	elem    *list.Element
+}
+
+// gateState is a consistent snapshot, for tests and debugging.
+type gateState struct {
+	InFlight [2]int
+	Queued   [2]int
+}
+
+func newGate(pool string, capacity, backgroundMax, interactiveQueue, backgroundQueue int, m *gateMetrics) *gate {
+	g := &gate{
+		pool:     pool,
+		capacity: capacity,
+		laneMax:  [2]int{Interactive: capacity, Background: min(backgroundMax, capacity)},
+		maxQueue: [2]int{Interactive: interactiveQueue, Background: backgroundQueue},
+		queue:    [2]*list.List{list.New(), list.New()},
+		changed:  make(chan struct{}),
+		metrics:  m,
+	}
+	g.publishLocked()
+	return g
+}
+
+// acquire waits for a slot on the lane and returns the function that gives it back (safe to call
+// more than once). mayReject says whether a full queue answers ErrBusy: true for a call's first
+// acquisition; false for the later ones of a call already admitted (the next batch of an Embed,
+// a retry), so work the server has accepted is not dropped half-done for being polite.
+func (g *gate) acquire(ctx context.Context, lane Lane, mayReject bool) (func(), error) {
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	g.mu.Lock()
+	if g.laneMax[lane] == 0 {
+		g.mu.Unlock()
+		return nil, ErrNoBackgroundSlot
+	}
+	// A newcomer is admitted directly only when nobody of its lane waits (FIFO) and the rules
+	// allow it; admissibleLocked also keeps background out while interactive work waits.
+	if g.queue[lane].Len() == 0 && g.admissibleLocked(lane) {
+		g.inFlight[lane]++
+		g.publishLocked()
+		g.mu.Unlock()
+		return g.releaser(lane), nil
+	}
+	if mayReject && g.queue[lane].Len() >= g.maxQueue[lane] {
+		n := g.queue[lane].Len()
+		g.mu.Unlock()
+		if g.metrics != nil {
+			g.metrics.rejected[lane].Inc()
+		}
+		return nil, fmt.Errorf("%w: %s queue of the %s lane is full (%d waiting)", ErrBusy, g.pool, lane, n)
+	}
+	w := &waiter{ready: make(chan struct{})}
+	w.elem = g.queue[lane].PushBack(w)
+	g.publishLocked()
+	g.mu.Unlock()
+
+	select {
+	case <-w.ready:
+		return g.releaser(lane), nil
+	case <-ctx.Done():
+		g.mu.Lock()
+		if w.granted {
+			// The grant raced the cancellation: hand the slot straight on.
+			g.releaseLocked(lane)
+		} else {
+			g.queue[lane].Remove(w.elem)
+			// An interactive waiter leaving may unblock background work that deferred to it.
+			g.dispatchLocked()
+			g.publishLocked()
+		}
+		g.mu.Unlock()
+		return nil, ctx.Err()
+	}
+}
+
+func (g *gate) releaser(lane Lane) func() {
+	var once sync.Once
+	return func() {
+		once.Do(func() {
+			g.mu.Lock()
+			g.releaseLocked(lane)
+			g.mu.Unlock()
+		})
+	}
+}
+
+func (g *gate) releaseLocked(lane Lane) {
+	g.inFlight[lane]--
+	g.dispatchLocked()
+	g.publishLocked()
+}
+
+func (g *gate) admissibleLocked(lane Lane) bool {
+	if g.inFlight[Interactive]+g.inFlight[Background] >= g.capacity {
+		return false
+	}
+	if g.inFlight[lane] >= g.laneMax[lane] {
+		return false
+	}
+	return lane == Interactive || g.queue[Interactive].Len() == 0
+}
+
+// dispatchLocked hands free slots to waiters: interactive first, then background.
+func (g *gate) dispatchLocked() {
+	for {
+		switch {
+		case g.queue[Interactive].Len() > 0 && g.admissibleLocked(Interactive):
+			g.grantLocked(Interactive)
+		case g.queue[Background].Len() > 0 && g.admissibleLocked(Background):
+			g.grantLocked(Background)
+		default:
+			return
+		}
+	}
+}
+
+func (g *gate) grantLocked(lane Lane) {
+	w := g.queue[lane].Remove(g.queue[lane].Front()).(*waiter)
+	w.granted = true
+	g.inFlight[lane]++
+	close(w.ready)
+}
+
+func (g *gate) publishLocked() {
+	close(g.changed)
+	g.changed = make(chan struct{})
+	if g.metrics != nil {
+		for _, l := range []Lane{Interactive, Background} {
+			g.metrics.inFlight[l].Set(float64(g.inFlight[l]))
+			g.metrics.queued[l].Set(float64(g.queue[l].Len()))
+		}
+	}
+}
+
+// state returns a snapshot and a channel closed at the next change.
+func (g *gate) state() (gateState, <-chan struct{}) {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	return gateState{
+		InFlight: g.inFlight,
+		Queued:   [2]int{g.queue[Interactive].Len(), g.queue[Background].Len()},
+	}, g.changed
+}
+
+// waitFor blocks until cond holds for the gate's state or ctx ends (tests use it to observe
+// that a call is queued, instead of sleeping).
+func (g *gate) waitFor(ctx context.Context, cond func(gateState) bool) error {
+	for {
+		s, changed := g.state()
+		if cond(s) {
+			return nil
+		}
+		select {
+		case <-changed:
+		case <-ctx.Done():
+			return fmt.Errorf("%s gate state %+v: %w", g.pool, s, ctx.Err())
+		}
+	}
+}

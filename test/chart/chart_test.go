@@ -425,7 +425,8 @@ func TestDefaults(t *testing.T) {
 	if d.Spec.Replicas == nil || *d.Spec.Replicas != 1 {
 		t.Errorf("replicas = %v, want 1", d.Spec.Replicas)
 	}
-	wantArgs := []string{"--leader-elect", "--metrics-bind-address=:8080", "--health-probe-bind-address=:8081", "--zap-log-level=info", "--zap-encoder=json"}
+	wantArgs := []string{"--leader-elect", "--metrics-bind-address=:8080", "--health-probe-bind-address=:8081",
+		"--model-sync-image=ghcr.io/ragstack/rag-operator:v0.1.0", "--zap-log-level=info", "--zap-encoder=json"}
 	if !slices.Equal(c.Args, wantArgs) {
 		t.Errorf("args = %q, want %q", c.Args, wantArgs)
 	}
@@ -641,8 +642,13 @@ func valueCases() []valueCase {
 			name: "image.tag", covers: []string{"image.tag"},
 			values: "image: {tag: v9.8.7}\n",
 			check: func(t *testing.T, m *manifest) {
-				if c := managerContainer(t, m.deployment(t)); c.Image != "ghcr.io/ragstack/rag-operator:v9.8.7" {
+				c := managerContainer(t, m.deployment(t))
+				if c.Image != "ghcr.io/ragstack/rag-operator:v9.8.7" {
 					t.Errorf("image = %s", c.Image)
+				}
+				// The model-creation Jobs run the same image as the manager.
+				if !slices.Contains(c.Args, "--model-sync-image=ghcr.io/ragstack/rag-operator:v9.8.7") {
+					t.Errorf("args %q do not pass the image to the model-sync Jobs", c.Args)
 				}
 			},
 		},

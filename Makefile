@@ -100,6 +100,10 @@ demo: k8s-assets ## Start a local control plane, install the CRD, run the manage
 test: k8s-assets ollama helm ## Run every test against the real parts (control plane, Ollama, helm).
 	KUBEBUILDER_ASSETS=$(K8S_ASSETS) OLLAMA_BIN=$(OLLAMA_BIN_DIR)/ollama HELM=$(HELM) go test ./... -count=1 -timeout 30m
 
+.PHONY: bench-operator
+bench-operator: k8s-assets ## Apply 50 appliances; time to children, API writes per steady-state reconcile, peak memory.
+	KUBEBUILDER_ASSETS=$(K8S_ASSETS) go run ./test/benchoperator -n 50 -out docs/benchmarks
+
 .PHONY: test-chart
 test-chart: helm ## Lint and render-test the Helm chart and config/default.
 	HELM=$(HELM) RAG_REQUIRE_HELM=1 go test ./test/chart/ -count=1

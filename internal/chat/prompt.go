@@ -1,0 +1,266 @@
+package chat
+
+import (
+	"strconv"
+	"strings"
+	"unicode"
+
+	"github.com/ragstack/rag-operator/internal/chunk"
+	"github.com/ragstack/rag-operator/internal/llm"
+)
+
+// CitationRules is appended to every system prompt: the model is told the one citation form
+// ParseCitations reads back, so citations can be checked against what was retrieved.
+const CitationRules = `Answer only from the sources in the user's message. ` +
+	`After each statement, cite the source it comes from by the id shown in its heading, in square brackets, ` +
+	`for example [report-2024:3]; cite several sources as [report-2024:3][notes:0]. ` +
+	`Never invent an id. If the sources do not contain the answer, say that you do not know.`
+
+// TruncationMark ends a source that was cut at a sentence boundary to fit the budget, so the
+// model (and a reader of the prompt) sees that text is missing.
+const TruncationMark = "[…]"
+
+// systemMessage is the system prompt the model sees.
+func systemMessage(system string) string {
+	system = strings.TrimSpace(system)
+	if system == "" {
+		return CitationRules
+	}
+	return system + "\n\n" + CitationRules
+}
+
+// questionBlock is the question as it ends the user message.
+func questionBlock(question string) string {
+	return "Question: " + strings.TrimSpace(question)
+}
+
+// BuildPrompt assembles the chat messages within the budget. It is pure and deterministic.
+//
+// Layout: one system message (system prompt + CitationRules); the kept history turns; one user
+// message holding the numbered sources and then the question. The sources go into the user
+// message rather than the system message because small models follow material next to the
+// question more reliably, and history turns then stay what the user typed.
+//
+// Sources are taken in the order given (rank order) while they fit the context allowance; the
+// first one that does not fit is cut after its last whole sentence that fits and marked
+// TruncationMark, or dropped when not even one sentence fits; every source after it is dropped
+// (a lower-ranked source never displaces a better one). used lists the sources in the prompt,
+// in order, with Truncated set on a cut one.
+//
+// History keeps the newest whole turns (a user message and the replies after it) that fit;
+// the oldest go first, and a turn never loses only some of its messages. Messages with a role
+// other than user or assistant are dropped: the server's system prompt is the only one.
+//
+// A question over b.MaxQuestionTokens(system) yields no messages and report.QuestionTooLong.
+func BuildPrompt(system string, history []llm.Message, question string, sources []Source, b Budget) (msgs []llm.Message, used []Source, report BudgetReport) {
+	report = BudgetReport{NumCtx: b.NumCtx, Response: b.Response, Overhead: fixedOverhead}
+	sys := systemMessage(system)
+	report.System = chunk.CountTokens(sys)
+	qb := questionBlock(question)
+	report.Question = chunk.CountTokens(qb)
+	if report.Question > b.MaxQuestionTokens(system) {
+		report.QuestionTooLong = true
+		report.Prompt = report.System + report.Question + report.Overhead
+		return nil, nil, report
+	}
+	free := b.Prompt() - report.System - report.Question - report.Overhead
+
+	ctxText, used := fitSources(sources, min(b.Context, free))
+	if len(used) > 0 {
+		report.Context = chunk.CountTokens(ctxText)
+		report.Truncated = used[len(used)-1].Truncated
+	}
+	report.Sources, report.SourcesDropped = len(used), len(sources)-len(used)
+	free -= report.Context
+
+	kept, turns, dropped, histTokens := fitHistory(history, min(b.History, free))
+	report.History, report.HistoryTurns, report.HistoryTurnsDropped = histTokens, turns, dropped
+	report.Prompt = report.System + report.History + report.Context + report.Question + report.Overhead
+
+	msgs = make([]llm.Message, 0, len(kept)+2)
+	msgs = append(msgs, llm.Message{Role: "system", Content: sys})
+	msgs = append(msgs, kept...)
+	user := qb
+	if ctxText != "" {
+		user = ctxText + "\n\n" + qb
+	}
+	msgs = append(msgs, llm.Message{Role: "user", Content: user})
+	return msgs, used, report
+}
+
+// sourcesHeader opens the sources block.
+const sourcesHeader = "Sources:"
+
+// sourceBlock renders one numbered source: a heading with its citation id, then its text.
+func sourceBlock(n int, s Source, text string) string {
+	var b strings.Builder
+	b.WriteString("Source ")
+	b.WriteString(strconv.Itoa(n))
+	b.WriteString(" [")
+	b.WriteString(s.ID())
+	b.WriteString("] ")
+	b.WriteString(oneLine(s.Name))
+	if s.Page > 0 {
+		b.WriteString(", page ")
+		b.WriteString(strconv.Itoa(s.Page))
+	}
+	if s.Section != "" {
+		b.WriteString(", section ")
+		b.WriteString(strconv.Quote(oneLine(s.Section)))
+	}
+	b.WriteString("\n")
+	b.WriteString(strings.TrimSpace(text))
+	return b.String()
+}
+
+// oneLine keeps document metadata on the heading's line and out of the citation syntax: a file
+// named "x [other:1]" must not look like a second id.
+func oneLine(s string) string {
+	s = strings.Map(func(r rune) rune {
+		switch {
+		case r == '[':
+			return '('
+		case r == ']':
+			return ')'
+		case r < ' ' || r == 0x7f:
+			return ' '
+		}
+		return r
+	}, s)
+	return strings.Join(strings.Fields(s), " ")
+}
+
+// fitSources renders the sources block within limit tokens (see BuildPrompt for the rule). The
+// whole block is recounted at each step, so the decision matches the count reported.
+func fitSources(sources []Source, limit int) (string, []Source) {
+	var blocks []string
+	var used []Source
+	render := func(extra string) string {
+		return sourcesHeader + "\n\n" + strings.Join(append(blocks[:len(blocks):len(blocks)], extra), "\n\n")
+	}
+	for _, s := range sources {
+		n := len(used) + 1
+		if blk := sourceBlock(n, s, s.Text); chunk.CountTokens(render(blk)) <= limit {
+			blocks = append(blocks, blk)
+			used = append(used, s)
+			continue
+		}
+		cut, ok := cutAtSentence(s.Text, func(prefix string) bool {
+			return chunk.CountTokens(render(sourceBlock(n, s, prefix+" "+TruncationMark))) <= limit
+		})
+		if ok {
+			s.Text = cut + " " + TruncationMark
+			s.Truncated = true
+			blocks = append(blocks, sourceBlock(n, s, s.Text))
+			used = append(used, s)
+		}
+		break
+	}
+	if len(used) == 0 {
+		return "", nil
+	}
+	return sourcesHeader + "\n\n" + strings.Join(blocks, "\n\n"), used
+}
+
+// cutAtSentence returns the longest prefix of text ending at a sentence boundary for which fits
+// holds, and false when no whole sentence fits. fits is monotonic in the prefix length, so the
+// boundaries are binary-searched.
+func cutAtSentence(text string, fits func(string) bool) (string, bool) {
+	ends := sentenceEnds(text)
+	lo, hi, best := 0, len(ends)-1, -1
+	for lo <= hi {
+		mid := (lo + hi) / 2
+		if fits(text[:ends[mid]]) {
+			best, lo = mid, mid+1
+		} else {
+			hi = mid - 1
+		}
+	}
+	if best < 0 {
+		return "", false
+	}
+	return strings.TrimSpace(text[:ends[best]]), true
+}
+
+// sentenceEnds are the byte offsets just after each sentence end in text, excluding the end of
+// the text itself: '.', '!' or '?' (with any closing quotes or brackets) followed by white
+// space, and the CJK full stops anywhere. Abbreviations ("e.g. ") count as ends; the cost is a
+// shorter cut, never a cut inside a word.
+func sentenceEnds(text string) []int {
+	type pos struct {
+		off int // byte offset of r
+		r   rune
+	}
+	var rs []pos
+	for off, r := range text { // byte offsets stay right even on invalid UTF-8
+		rs = append(rs, pos{off, r})
+	}
+	next := func(i int) int { // byte offset just after rs[i]
+		if i+1 < len(rs) {
+			return rs[i+1].off
+		}
+		return len(text)
+	}
+	var ends []int
+	for i := range rs {
+		switch rs[i].r {
+		case '。', '！', '？':
+			if i+1 < len(rs) {
+				ends = append(ends, next(i))
+			}
+		case '.', '!', '?':
+			j := i + 1
+			for j < len(rs) && strings.ContainsRune(`"'”’)]»`, rs[j].r) {
+				j++
+			}
+			if j < len(rs) && unicode.IsSpace(rs[j].r) {
+				ends = append(ends, rs[j].off)
+			}
+		}
+	}
+	return ends
+}
+
+// fitHistory keeps the newest whole turns whose messages (content plus framing) fit limit.
+func fitHistory(history []llm.Message, limit int) (kept []llm.Message, turns, dropped, tokens int) {
+	all := splitTurns(history)
+	i := len(all)
+	for i > 0 {
+		c := turnCost(all[i-1])
+		if tokens+c > limit {
+			break
+		}
+		tokens += c
+		i--
+	}
+	for _, t := range all[i:] {
+		kept = append(kept, t...)
+	}
+	return kept, len(all) - i, i, tokens
+}
+
+// splitTurns groups history into turns: each user message starts one, the assistant replies
+// after it belong to it. Other roles are dropped (see BuildPrompt).
+func splitTurns(history []llm.Message) [][]llm.Message {
+	var turns [][]llm.Message
+	for _, m := range history {
+		switch m.Role {
+		case "user":
+			turns = append(turns, []llm.Message{m})
+		case "assistant":
+			if len(turns) == 0 {
+				turns = append(turns, nil) // a reply with no question kept: a turn of its own
+			}
+			turns[len(turns)-1] = append(turns[len(turns)-1], m)
+		}
+	}
+	return turns
+}
+
+func turnCost(t []llm.Message) int {
+	n := 0
+	for _, m := range t {
+		n += chunk.CountTokens(m.Content) + messageOverhead
+	}
+	return n
+}

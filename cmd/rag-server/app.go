@@ -1,0 +1,250 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+
+	"github.com/ragstack/rag-operator/internal/auth"
+	"github.com/ragstack/rag-operator/internal/chunk"
+	"github.com/ragstack/rag-operator/internal/httpapi"
+	"github.com/ragstack/rag-operator/internal/ingest"
+	"github.com/ragstack/rag-operator/internal/llm"
+	"github.com/ragstack/rag-operator/internal/parse"
+	"github.com/ragstack/rag-operator/internal/serverconfig"
+	"github.com/ragstack/rag-operator/internal/store"
+	"github.com/ragstack/rag-operator/internal/vector"
+)
+
+// options are the command-line settings that are not in the config file.
+type options struct {
+	insecureNoAuth  bool
+	enrich          bool
+	keysReload      time.Duration
+	shutdownTimeout time.Duration
+	probeInterval   time.Duration
+}
+
+// app is the assembled server; newApp builds it, serve runs it until ctx ends.
+type app struct {
+	cfg    serverconfig.Config
+	opts   options
+	log    *slog.Logger
+	st     *store.Store
+	vec    vector.Store
+	llm    *llm.Ollama
+	parser *parse.Parser
+	keys   *auth.Keys
+	pipe   *ingest.Pipeline
+	ready  *httpapi.Readiness
+	http   *http.Server
+}
+
+func newApp(ctx context.Context, cfg serverconfig.Config, opts options, log *slog.Logger) (a *app, err error) {
+	a = &app{cfg: cfg, opts: opts, log: log}
+	defer func() {
+		if err != nil {
+			a.close()
+		}
+	}()
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+
+	var authn auth.Authenticator
+	switch {
+	case opts.insecureNoAuth:
+		log.Warn("Authentication is OFF (--insecure-no-auth): every request is an admin. For local use only")
+		authn = auth.Anonymous{}
+	case cfg.Auth.KeysFile == "":
+		return a, errors.New("auth.keysFile: must be set (or start with --insecure-no-auth, for local use only)")
+	default:
+		if a.keys, err = auth.LoadFile(cfg.Auth.KeysFile, log); err != nil {
+			return a, fmt.Errorf("auth.keysFile: %w", err)
+		}
+		authn = a.keys
+	}
+
+	if a.st, err = store.Open(ctx, cfg.DataDir); err != nil {
+		return a, err
+	}
+
+	lopts, err := llm.FromConfig(cfg)
+	if err != nil {
+		return a, err
+	}
+	lopts.Metrics = reg
+	a.llm = llm.New(lopts)
+
+	if cfg.Qdrant.Address != "" {
+		qo, err := qdrantOptions(cfg)
+		if err != nil {
+			return a, err
+		}
+		if a.vec, err = vector.NewQdrant(ctx, qo); err != nil {
+			return a, err
+		}
+	} else if a.vec, err = vector.NewMemory(filepath.Join(cfg.DataDir, "vectors"), cfg.Qdrant.Collection); err != nil {
+		return a, err
+	}
+
+	a.parser = parse.New(parse.Options{
+		PDFInstances: cfg.Limits.MaxConcurrentProcessing + 1, // +1: upload validation never waits for ingest
+		PDFCacheDir:  filepath.Join(cfg.DataDir, "cache", "pdfium"),
+	})
+
+	enrich := opts.enrich
+	if enrich && cfg.Limits.WarmingMaxConcurrentQueries == 0 {
+		log.Warn("Summaries and auto-tags are off: limits.warmingMaxConcurrentQueries is 0, so background work has no chat slot")
+		enrich = false
+	}
+	a.pipe = ingest.New(ingest.Config{
+		Workers:       cfg.Limits.MaxConcurrentProcessing,
+		EnrichWorkers: cfg.Limits.JobWorkers,
+		EmbedModel:    cfg.Models.Embedding,
+		SummaryModel:  cfg.Models.Summary,
+		TaggingModel:  cfg.Models.Tagging,
+		Chunk:         chunk.Options{Size: cfg.Chunk.Size, Overlap: cfg.Chunk.Overlap},
+		Enrich:        enrich,
+		MaxQueued:     cfg.Limits.MaxQueuedDocuments,
+		Logger:        log,
+	}, a.st, a.parser, a.llm, a.vec, ingest.NewMetrics(reg))
+
+	a.ready = httpapi.NewReadiness(opts.probeInterval, 2*time.Second,
+		httpapi.Check{Name: "store", Probe: a.st.Ping},
+		httpapi.Check{Name: "ollama", Probe: a.llm.Ping},
+		httpapi.Check{Name: "vector", Probe: a.vec.Ping},
+	)
+	srv, err := httpapi.New(httpapi.Config{
+		MaxFileBytes: cfg.Uploads.MaxFileBytes,
+		MaxFiles:     cfg.Uploads.MaxFilesPerRequest,
+		AllowedTypes: cfg.Uploads.AllowedTypes,
+		MaxQueued:    cfg.Limits.MaxQueuedDocuments,
+	}, httpapi.Deps{Store: a.st, Pipeline: a.pipe, Validator: a.parser, Auth: authn, Ready: a.ready, Registry: reg, Logger: log})
+	if err != nil {
+		return a, err
+	}
+	a.http = &http.Server{
+		Handler:           srv.Handler(),
+		ReadHeaderTimeout: 10 * time.Second,
+		// Uploads of maxFilesPerRequest × maxFileBytes over a slow link need minutes.
+		ReadTimeout: 15 * time.Minute,
+		// Responses are small JSON; answers that stream (chat) extend their own deadline
+		// through http.ResponseController.
+		WriteTimeout:   15 * time.Minute,
+		IdleTimeout:    2 * time.Minute,
+		MaxHeaderBytes: 64 << 10,
+		ErrorLog:       slog.NewLogLogger(log.Handler(), slog.LevelWarn),
+	}
+	return a, nil
+}
+
+// qdrantOptions maps qdrant.* onto the client. The address is plain host:port (gRPC); the
+// config has no TLS switch, so the connection is plaintext, as inside a cluster network.
+func qdrantOptions(cfg serverconfig.Config) (vector.QdrantOptions, error) {
+	o := vector.QdrantOptions{
+		Addr:        cfg.Qdrant.Address,
+		Collection:  cfg.Qdrant.Collection,
+		HNSWEf:      cfg.Search.HNSWEf,
+		UpsertBatch: cfg.Limits.EmbedBatchSize,
+	}
+	if cfg.Qdrant.APIKeyFile != "" {
+		key, err := os.ReadFile(cfg.Qdrant.APIKeyFile)
+		if err != nil {
+			return o, fmt.Errorf("qdrant.apiKeyFile: %w", err)
+		}
+		o.APIKey = strings.TrimSpace(string(key))
+	}
+	return o, nil
+}
+
+// serve runs everything until ctx ends, then shuts down in order: report not ready, stop
+// taking requests and finish those in flight, stop the workers (their documents go back to
+// the queue), close the stores.
+func (a *app) serve(ctx context.Context, ln net.Listener) error {
+	defer a.close()
+	bg, stopBG := context.WithCancel(context.WithoutCancel(ctx))
+	defer stopBG()
+	var wg sync.WaitGroup
+	wg.Go(func() { a.ready.Run(bg) })
+	if a.keys != nil {
+		wg.Go(func() { a.keys.Watch(bg, a.opts.keysReload) })
+	}
+	wg.Go(func() {
+		if err := a.parser.WarmUp(bg); err != nil {
+			a.log.Error("PDF engine failed to start: PDF uploads will fail", "error", err)
+		}
+	})
+	var pipeDone sync.WaitGroup
+	pipeDone.Go(func() {
+		if err := a.ensureCollection(bg); err != nil {
+			return
+		}
+		a.pipe.Run(bg)
+	})
+
+	errc := make(chan error, 1)
+	go func() { errc <- a.http.Serve(ln) }()
+	a.log.Info("RAG server listening", "addr", ln.Addr().String(), "dataDir", a.cfg.DataDir)
+
+	var serveErr error
+	select {
+	case <-ctx.Done():
+	case serveErr = <-errc:
+	}
+	a.log.Info("Shutting down")
+	a.ready.SetDraining()
+	sctx, cancel := context.WithTimeout(context.Background(), a.opts.shutdownTimeout)
+	defer cancel()
+	if err := a.http.Shutdown(sctx); err != nil {
+		a.log.Warn("HTTP shutdown incomplete", "error", err)
+	}
+	stopBG()
+	pipeDone.Wait()
+	wg.Wait()
+	if errors.Is(serveErr, http.ErrServerClosed) {
+		serveErr = nil
+	}
+	return serveErr
+}
+
+// ensureCollection retries until the vector store has the collection: ingesting into a
+// missing one would only fail documents.
+func (a *app) ensureCollection(ctx context.Context) error {
+	for delay := time.Second; ; delay = min(2*delay, 30*time.Second) {
+		cctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+		err := a.vec.EnsureCollection(cctx)
+		cancel()
+		if err == nil {
+			return nil
+		}
+		a.log.Error("Vector collection not usable, ingest waits", "collection", a.cfg.Qdrant.Collection.Name, "error", err, "retryIn", delay)
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(delay):
+		}
+	}
+}
+
+func (a *app) close() {
+	if a.parser != nil {
+		a.parser.Close()
+	}
+	if a.vec != nil {
+		a.vec.Close()
+	}
+	if a.st != nil {
+		a.st.Close()
+	}
+}

@@ -1,0 +1,366 @@
+// Package httpapi is the RAG server's HTTP interface: the document API behind bearer-key auth,
+// and the open /healthz, /readyz and /metrics.
+//
+// Status codes: 202 accepted upload (per-file results); 400 bad form, query or JSON; 401 no or
+// bad key; 403 the key's role or tags do not allow it; 404 no such document (or not visible to
+// the key); 409 duplicate content (with the existing id) or a document being deleted; 413 file,
+// body or inflated archive too large; 415 type not allowed or content not matching its type,
+// or a wrong Content-Type; 422 a file of an allowed type that cannot be read; 503 + Retry-After
+// when the ingest queue or upload slots are full.
+package httpapi
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"slices"
+	"strconv"
+	"time"
+	"unicode"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+
+	"github.com/ragstack/rag-operator/internal/auth"
+	"github.com/ragstack/rag-operator/internal/parse"
+	"github.com/ragstack/rag-operator/internal/store"
+)
+
+func isLetterOrDigit(r rune) bool { return unicode.IsLetter(r) || unicode.IsDigit(r) }
+
+// Config bounds what the API accepts.
+type Config struct {
+	MaxFileBytes int64    // uploads.maxFileBytes
+	MaxFiles     int      // uploads.maxFilesPerRequest
+	AllowedTypes []string // uploads.allowedTypes (extensions)
+	MaxQueued    int      // limits.maxQueuedDocuments
+	// MaxConcurrentUploads bounds uploads being received at once; more get 503. Default 16.
+	MaxConcurrentUploads int
+	// MaxJSONBytes bounds JSON request bodies. Default 64 KiB.
+	MaxJSONBytes int64
+	// RetryAfter is sent with 503. Default 10s.
+	RetryAfter time.Duration
+	// ValidateTimeout bounds checking one uploaded file. Default 60s.
+	ValidateTimeout time.Duration
+}
+
+// Pipeline is what the API needs from internal/ingest.
+type Pipeline interface {
+	Notify()
+	Delete(ctx context.Context, id string) error
+	Reprocess(ctx context.Context, id string) (store.Document, error)
+	SetTags(ctx context.Context, id string, tags []string) (store.Document, error)
+}
+
+// Validator checks an upload's content (internal/parse.Parser).
+type Validator interface {
+	Validate(ctx context.Context, t parse.Type, r io.ReaderAt, size int64) error
+}
+
+// Deps are the server's collaborators.
+type Deps struct {
+	Store     *store.Store
+	Pipeline  Pipeline
+	Validator Validator
+	Auth      auth.Authenticator
+	Ready     *Readiness
+	// Registry serves /metrics and receives the HTTP series.
+	Registry *prometheus.Registry
+	Logger   *slog.Logger
+}
+
+// Server serves the API.
+type Server struct {
+	cfg     Config
+	d       Deps
+	allowed map[parse.Type]bool
+	uploads chan struct{}
+	latency *prometheus.HistogramVec
+	log     *slog.Logger
+	mux     *http.ServeMux
+}
+
+// New checks the config (an allowed type the server cannot parse is an error naming
+// uploads.allowedTypes) and builds the routes.
+func New(cfg Config, d Deps) (*Server, error) {
+	if cfg.MaxConcurrentUploads < 1 {
+		cfg.MaxConcurrentUploads = 16
+	}
+	if cfg.MaxJSONBytes < 1 {
+		cfg.MaxJSONBytes = 64 << 10
+	}
+	if cfg.RetryAfter <= 0 {
+		cfg.RetryAfter = 10 * time.Second
+	}
+	if cfg.ValidateTimeout <= 0 {
+		cfg.ValidateTimeout = time.Minute
+	}
+	if cfg.MaxFiles < 1 || cfg.MaxFileBytes < 1 {
+		return nil, errors.New("uploads.maxFilesPerRequest and uploads.maxFileBytes must be at least 1")
+	}
+	allowed := map[parse.Type]bool{}
+	for _, ext := range cfg.AllowedTypes {
+		t, err := parse.TypeOf("x." + ext)
+		if err != nil {
+			return nil, fmt.Errorf("uploads.allowedTypes: %q is not a type the server can parse (supported: %v)", ext, parse.Supported)
+		}
+		allowed[t] = true
+	}
+	if d.Logger == nil {
+		d.Logger = slog.Default()
+	}
+	s := &Server{
+		cfg: cfg, d: d, allowed: allowed, log: d.Logger,
+		uploads: make(chan struct{}, cfg.MaxConcurrentUploads),
+		latency: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Name:    "rag_http_request_duration_seconds",
+			Help:    "HTTP request latency by route, method and status code.",
+			Buckets: []float64{.005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10, 30, 60},
+		}, []string{"route", "method", "code"}),
+	}
+	if d.Registry != nil {
+		d.Registry.MustRegister(s.latency)
+	}
+	s.routes()
+	return s, nil
+}
+
+func (s *Server) routes() {
+	m := http.NewServeMux()
+	m.HandleFunc("GET /healthz", s.healthz)
+	m.HandleFunc("GET /readyz", s.readyz)
+	if s.d.Registry != nil {
+		m.Handle("GET /metrics", promhttp.HandlerFor(s.d.Registry, promhttp.HandlerOpts{Timeout: 10 * time.Second}))
+	}
+	api := func(pattern string, h http.HandlerFunc) { m.Handle(pattern, auth.Middleware(s.d.Auth, h)) }
+	api("POST /api/documents", s.upload)
+	api("GET /api/documents", s.list)
+	api("GET /api/documents/{id}", s.get)
+	api("DELETE /api/documents/{id}", s.delete)
+	api("POST /api/documents/{id}/reprocess", s.reprocess)
+	api("PATCH /api/documents/{id}/tags", s.setTags)
+	s.mux = m
+}
+
+// Handler is the whole API with panic recovery and latency metrics.
+func (s *Server) Handler() http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		start := time.Now()
+		rw := &statusWriter{ResponseWriter: w, code: http.StatusOK}
+		defer func() {
+			if v := recover(); v != nil {
+				if v == http.ErrAbortHandler {
+					panic(v)
+				}
+				s.log.Error("Panic serving a request", "path", r.URL.Path, "panic", v)
+				if !rw.wrote {
+					writeError(rw, http.StatusInternalServerError, "internal error")
+				}
+			}
+			route := r.Pattern // set by the mux on this request
+			if route == "" {
+				route = "unmatched"
+			}
+			s.latency.WithLabelValues(route, r.Method, strconv.Itoa(rw.code)).Observe(time.Since(start).Seconds())
+		}()
+		s.mux.ServeHTTP(rw, r)
+	})
+}
+
+type statusWriter struct {
+	http.ResponseWriter
+	code  int
+	wrote bool
+}
+
+func (w *statusWriter) WriteHeader(code int) {
+	if !w.wrote {
+		w.code, w.wrote = code, true
+	}
+	w.ResponseWriter.WriteHeader(code)
+}
+
+func (w *statusWriter) Write(b []byte) (int, error) {
+	w.wrote = true
+	return w.ResponseWriter.Write(b)
+}
+
+func (w *statusWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter }
+
+// healthz is liveness: it answers from memory and touches no dependency, so a slow Ollama,
+// Qdrant or disk can never get the pod restarted.
+func (s *Server) healthz(w http.ResponseWriter, _ *http.Request) {
+	w.Header().Set("Content-Type", "application/json")
+	w.Write([]byte(`{"status":"ok"}` + "\n"))
+}
+
+// readyz serves the cached dependency probes.
+func (s *Server) readyz(w http.ResponseWriter, _ *http.Request) {
+	if s.d.Ready == nil {
+		writeJSON(w, http.StatusOK, map[string]any{"ready": true})
+		return
+	}
+	ready, checks := s.d.Ready.Snapshot()
+	code := http.StatusOK
+	if !ready {
+		code = http.StatusServiceUnavailable
+	}
+	writeJSON(w, code, map[string]any{"ready": ready, "checks": checks})
+}
+
+func principal(r *http.Request) auth.Principal {
+	p, _ := auth.FromContext(r.Context())
+	return p
+}
+
+// visible loads a document the caller may see; otherwise it answers 404 (not 403, which
+// would confirm the document exists).
+func (s *Server) visible(w http.ResponseWriter, r *http.Request) (store.Document, bool) {
+	d, err := s.d.Store.Get(r.Context(), r.PathValue("id"))
+	if errors.Is(err, store.ErrNotFound) || (err == nil && !principal(r).CanSee(d.Tags)) {
+		writeError(w, http.StatusNotFound, "document not found")
+		return d, false
+	}
+	if err != nil {
+		s.internal(w, err)
+		return d, false
+	}
+	return d, true
+}
+
+func (s *Server) internal(w http.ResponseWriter, err error) {
+	s.log.Error("Request failed", "error", err)
+	writeError(w, http.StatusInternalServerError, "internal error")
+}
+
+func (s *Server) list(w http.ResponseWriter, r *http.Request) {
+	q := r.URL.Query()
+	query := store.Query{Status: store.Status(q.Get("status")), Tag: q.Get("tag"), Name: q.Get("name"), AnyTag: principal(r).SearchTags()}
+	if query.Status != "" && !slices.Contains(store.Statuses, query.Status) {
+		writeError(w, http.StatusBadRequest, "status must be one of %v", store.Statuses)
+		return
+	}
+	for _, p := range []struct {
+		name string
+		dst  *int
+		max  int
+	}{{"limit", &query.Limit, 1000}, {"offset", &query.Offset, 1 << 30}} {
+		if v := q.Get(p.name); v != "" {
+			n, err := strconv.Atoi(v)
+			if err != nil || n < 0 || n > p.max {
+				writeError(w, http.StatusBadRequest, "%s must be an integer between 0 and %d", p.name, p.max)
+				return
+			}
+			*p.dst = n
+		}
+	}
+	if len(query.Name) > 200 || len(query.Tag) > 64 {
+		writeError(w, http.StatusBadRequest, "name or tag filter too long")
+		return
+	}
+	docs, total, err := s.d.Store.List(r.Context(), query)
+	if err != nil {
+		s.internal(w, err)
+		return
+	}
+	out := make([]Document, len(docs))
+	for i, d := range docs {
+		out[i] = view(d)
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"documents": out, "total": total})
+}
+
+func (s *Server) get(w http.ResponseWriter, r *http.Request) {
+	if d, ok := s.visible(w, r); ok {
+		writeJSON(w, http.StatusOK, view(d))
+	}
+}
+
+func (s *Server) modifiable(w http.ResponseWriter, r *http.Request) (store.Document, bool) {
+	d, ok := s.visible(w, r)
+	if ok && !principal(r).CanModify(d.Owner, d.Tags) {
+		writeError(w, http.StatusForbidden, "only an admin or the key that uploaded the document may change it")
+		return d, false
+	}
+	return d, ok
+}
+
+func (s *Server) delete(w http.ResponseWriter, r *http.Request) {
+	d, ok := s.modifiable(w, r)
+	if !ok {
+		return
+	}
+	switch err := s.d.Pipeline.Delete(r.Context(), d.ID); {
+	case err == nil:
+		w.WriteHeader(http.StatusNoContent)
+	case errors.Is(err, store.ErrNotFound):
+		writeError(w, http.StatusNotFound, "document not found")
+	default:
+		// The document stays "deleting"; maintenance finishes it when the vector store is back.
+		s.log.Warn("Delete not finished, will retry", "document", d.ID, "error", err)
+		writeJSON(w, http.StatusAccepted, map[string]any{"id": d.ID, "status": store.Deleting, "error": err.Error()})
+	}
+}
+
+func (s *Server) reprocess(w http.ResponseWriter, r *http.Request) {
+	d, ok := s.modifiable(w, r)
+	if !ok {
+		return
+	}
+	switch d, err := s.d.Pipeline.Reprocess(r.Context(), d.ID); {
+	case err == nil:
+		writeJSON(w, http.StatusAccepted, view(d))
+	case errors.Is(err, store.ErrNotFound):
+		writeError(w, http.StatusNotFound, "document not found")
+	case errors.Is(err, store.ErrConflict):
+		writeError(w, http.StatusConflict, "document is being deleted")
+	case errors.Is(err, store.ErrQueueFull):
+		s.busy(w, "ingest queue is full (%d documents); retry later", s.cfg.MaxQueued)
+	default:
+		s.internal(w, err)
+	}
+}
+
+func (s *Server) setTags(w http.ResponseWriter, r *http.Request) {
+	var body struct {
+		Tags []string `json:"tags"`
+	}
+	if !decodeJSON(w, r, s.cfg.MaxJSONBytes, &body) {
+		return
+	}
+	if body.Tags == nil {
+		writeError(w, http.StatusBadRequest, `body must be {"tags": [...]}`)
+		return
+	}
+	tags, err := parseTags(body.Tags)
+	if err != nil {
+		writeError(w, http.StatusBadRequest, "%v", err)
+		return
+	}
+	p := principal(r)
+	if !p.IsAdmin() && len(tags) == 0 {
+		writeError(w, http.StatusBadRequest, "a user key must leave at least one of its tags on a document")
+		return
+	}
+	if tags, err = p.AllowedTags(tags); err != nil {
+		writeError(w, http.StatusForbidden, "%v", err)
+		return
+	}
+	d, ok := s.modifiable(w, r)
+	if !ok {
+		return
+	}
+	switch d, err := s.d.Pipeline.SetTags(r.Context(), d.ID, tags); {
+	case err == nil:
+		writeJSON(w, http.StatusOK, view(d))
+	case errors.Is(err, store.ErrNotFound):
+		writeError(w, http.StatusNotFound, "document not found")
+	case errors.Is(err, store.ErrConflict):
+		writeError(w, http.StatusConflict, "document is being deleted")
+	default:
+		s.internal(w, err)
+	}
+}

@@ -1,0 +1,135 @@
+package ingest
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"strings"
+	"unicode"
+
+	"github.com/ragstack/rag-operator/internal/llm"
+	"github.com/ragstack/rag-operator/internal/store"
+)
+
+// The enrichment step: a short summary and a few topic tags per ready document, on the
+// background lane so it never delays a chat. Its failures are recorded on the document
+// (enrich_status failed, enrich_error) and never change the document's own status. Auto-tags
+// are kept apart from the document's tags: tags grant access, and a model must not grant it.
+
+const (
+	summaryTokens = 256
+	tagTokens     = 64
+	maxAutoTags   = 8
+)
+
+func (p *Pipeline) enrichWorker(ctx context.Context) {
+	for ctx.Err() == nil {
+		d, ok, err := p.st.ClaimEnrich(ctx)
+		if err != nil || !ok {
+			if err != nil && ctx.Err() == nil {
+				p.log.Error("Failed to claim an enrichment job", "error", err)
+			}
+			p.sleep(ctx, p.enrichWake)
+			continue
+		}
+		ectx, cancel := context.WithTimeout(ctx, p.cfg.EnrichTimeout)
+		summary, tags, err := p.enrich(ectx, d)
+		cancel()
+		cctx, ccancel := context.WithTimeout(context.WithoutCancel(ctx), cleanupAfter)
+		if ctx.Err() != nil {
+			p.st.ReleaseEnrich(cctx, d.ID, d.Generation)
+		} else {
+			if err := p.st.FinishEnrich(cctx, d.ID, d.Generation, summary, tags, err); err != nil {
+				p.log.Error("Failed to record enrichment", "document", d.ID, "error", err)
+			}
+			if err != nil {
+				p.m.enrich.WithLabelValues("failed").Inc()
+				p.log.Warn("Document enrichment failed", "document", d.ID, "error", err)
+			} else {
+				p.m.enrich.WithLabelValues("done").Inc()
+			}
+		}
+		ccancel()
+	}
+}
+
+func (p *Pipeline) enrich(ctx context.Context, d store.Document) (string, []string, error) {
+	var errs []error
+	summary, err := p.llm.Chat(ctx, llm.Background, llm.ChatRequest{
+		Model:     p.cfg.SummaryModel,
+		MaxTokens: summaryTokens,
+		Messages: []llm.Message{
+			{Role: "system", Content: "You summarise documents. Answer with at most three plain sentences, no preamble."},
+			{Role: "user", Content: "Document: " + d.Name + "\n\n" + d.Excerpt},
+		},
+	})
+	if err != nil {
+		errs = append(errs, fmt.Errorf("summary: %w", err))
+	}
+	var tags []string
+	resp, err := p.llm.Chat(ctx, llm.Background, llm.ChatRequest{
+		Model:     p.cfg.TaggingModel,
+		MaxTokens: tagTokens,
+		Messages: []llm.Message{
+			{Role: "system", Content: `You label documents. Answer only with a JSON array of 3 to 6 short lowercase topic tags, e.g. ["finance","quarterly report"].`},
+			{Role: "user", Content: "Document: " + d.Name + "\n\n" + truncate(d.Excerpt, 4000)},
+		},
+	})
+	if err != nil {
+		errs = append(errs, fmt.Errorf("tags: %w", err))
+	} else if tags = ParseTags(resp.Content); len(tags) == 0 {
+		errs = append(errs, errors.New("tags: the model's answer held no usable tag"))
+	}
+	return strings.TrimSpace(stripThinking(summary.Content)), tags, errors.Join(errs...)
+}
+
+// stripThinking drops a <think>…</think> block reasoning models put before the answer.
+func stripThinking(s string) string {
+	if i := strings.Index(s, "</think>"); i >= 0 && strings.Contains(s[:i], "<think>") {
+		return s[i+len("</think>"):]
+	}
+	return s
+}
+
+// ParseTags reads a model's tag answer: a JSON array if there is one, else a comma or
+// newline separated list. Tags are lowercased, limited to letters, digits, space, - and _,
+// at most 32 runes, at most 8, without duplicates.
+func ParseTags(answer string) []string {
+	answer = stripThinking(answer)
+	var raw []string
+	if i, j := strings.Index(answer, "["), strings.LastIndex(answer, "]"); i >= 0 && j > i {
+		if json.Unmarshal([]byte(answer[i:j+1]), &raw) != nil {
+			raw = nil
+		}
+	}
+	if raw == nil {
+		raw = strings.FieldsFunc(answer, func(r rune) bool { return r == ',' || r == '\n' || r == ';' })
+	}
+	seen := map[string]bool{}
+	var out []string
+	for _, t := range raw {
+		t = strings.Map(func(r rune) rune {
+			switch {
+			case unicode.IsLetter(r) || unicode.IsDigit(r):
+				return unicode.ToLower(r)
+			case r == ' ' || r == '-' || r == '_':
+				return r
+			}
+			return -1
+		}, t)
+		t = strings.Join(strings.Fields(t), " ")
+		if r := []rune(t); len(r) > 32 {
+			t = strings.TrimSpace(string(r[:32]))
+		}
+		if t == "" || seen[t] {
+			continue
+		}
+		seen[t] = true
+		out = append(out, t)
+		if len(out) == maxAutoTags {
+			break
+		}
+	}
+	return out
+}

@@ -1,0 +1,52 @@
+package ingest
+
+import "github.com/prometheus/client_golang/prometheus"
+
+// Metrics are the pipeline's Prometheus series.
+type Metrics struct {
+	byStatus *prometheus.GaugeVec
+	queue    prometheus.Gauge
+	inFlight prometheus.Gauge
+	docs     *prometheus.CounterVec
+	chunks   prometheus.Counter
+	duration prometheus.Histogram
+	enrich   *prometheus.CounterVec
+}
+
+// NewMetrics creates the series and registers them on reg (nil: not exported).
+func NewMetrics(reg prometheus.Registerer) *Metrics {
+	m := &Metrics{
+		byStatus: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Name: "rag_documents", Help: "Documents by status (refreshed every few seconds).",
+		}, []string{"status"}),
+		queue: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "rag_ingest_queue_depth", Help: "Documents pending or processing.",
+		}),
+		inFlight: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "rag_ingest_in_flight", Help: "Documents being processed now.",
+		}),
+		docs: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "rag_ingest_documents_total", Help: "Documents processed, by outcome (ready, failed).",
+		}, []string{"outcome"}),
+		chunks: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "rag_ingest_chunks_embedded_total", Help: "Chunks embedded and upserted.",
+		}),
+		duration: prometheus.NewHistogram(prometheus.HistogramOpts{
+			Name: "rag_ingest_document_duration_seconds", Help: "Time to process one document to ready.",
+			Buckets: prometheus.ExponentialBuckets(0.1, 2, 14),
+		}),
+		enrich: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "rag_enrich_documents_total", Help: "Summary/auto-tag jobs, by outcome (done, failed).",
+		}, []string{"outcome"}),
+	}
+	for _, o := range []string{"ready", "failed"} {
+		m.docs.WithLabelValues(o)
+	}
+	for _, o := range []string{"done", "failed"} {
+		m.enrich.WithLabelValues(o)
+	}
+	if reg != nil {
+		reg.MustRegister(m.byStatus, m.queue, m.inFlight, m.docs, m.chunks, m.duration, m.enrich)
+	}
+	return m
+}

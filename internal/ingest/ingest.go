@@ -14,9 +14,15 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net"
+	"net/http"
 	"strings"
 	"sync"
+	"syscall"
 	"time"
+
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
 
 	"github.com/ragstack/rag-operator/internal/chunk"
 	"github.com/ragstack/rag-operator/internal/llm"
@@ -111,6 +117,12 @@ type Pipeline struct {
 
 	mu       sync.Mutex // held across Claim+register and MarkDeleting+lookup
 	inflight map[string]*job
+
+	// While Ollama or the vector store is down, workers pause instead of failing every queued
+	// document: the backoff doubles per transient failure (1 s … 30 s) and resets on success.
+	pauseMu     sync.Mutex
+	pausedUntil time.Time
+	backoff     time.Duration
 }
 
 // New builds a pipeline; Run starts it.
@@ -172,6 +184,15 @@ func (p *Pipeline) sleep(ctx context.Context, wake <-chan struct{}) {
 
 func (p *Pipeline) worker(ctx context.Context) {
 	for ctx.Err() == nil {
+		if wait := p.pauseLeft(); wait > 0 {
+			t := time.NewTimer(wait)
+			select {
+			case <-ctx.Done():
+			case <-t.C:
+			}
+			t.Stop()
+			continue
+		}
 		d, j, ok, err := p.claim(ctx)
 		if err != nil {
 			if ctx.Err() == nil {
@@ -224,6 +245,7 @@ func (p *Pipeline) process(ctx context.Context, d store.Document, j *job) {
 	defer ccancel()
 	switch {
 	case err == nil:
+		p.resetPause()
 		if ok, ferr := p.st.Finish(cctx, d.ID, d.Generation, out); ferr != nil {
 			p.log.Error("Failed to record a processed document", "document", d.ID, "error", ferr)
 		} else if ok {
@@ -241,6 +263,16 @@ func (p *Pipeline) process(ctx context.Context, d store.Document, j *job) {
 		if rerr := p.st.Release(cctx, d.ID, d.Generation); rerr != nil {
 			p.log.Error("Failed to release a document", "document", d.ID, "error", rerr)
 		}
+	case jctx.Err() == nil && Transient(err):
+		// Ollama or the vector store is down or overloaded: not the document's fault. It goes
+		// back to the head of the queue (its points are overwritten by the retry, same ids) and
+		// the workers pause.
+		wait := p.pause()
+		if rerr := p.st.Release(cctx, d.ID, d.Generation); rerr != nil {
+			p.log.Error("Failed to release a document", "document", d.ID, "error", rerr)
+		}
+		p.m.docs.WithLabelValues("retried").Inc()
+		p.log.Warn("Dependency unavailable, document will be retried", "document", d.ID, "retryIn", wait.String(), "error", err)
 	default:
 		if errors.Is(err, context.DeadlineExceeded) || errors.Is(cause, context.DeadlineExceeded) {
 			err = fmt.Errorf("processing took longer than %s: %w", p.cfg.DocTimeout, err)
@@ -255,6 +287,52 @@ func (p *Pipeline) process(ctx context.Context, d store.Document, j *job) {
 		p.m.docs.WithLabelValues("failed").Inc()
 		p.log.Warn("Document failed", "document", d.ID, "name", d.Name, "error", err)
 	}
+}
+
+func (p *Pipeline) pause() time.Duration {
+	p.pauseMu.Lock()
+	defer p.pauseMu.Unlock()
+	p.backoff = min(max(2*p.backoff, time.Second), 30*time.Second)
+	p.pausedUntil = time.Now().Add(p.backoff)
+	return p.backoff
+}
+
+func (p *Pipeline) resetPause() {
+	p.pauseMu.Lock()
+	defer p.pauseMu.Unlock()
+	p.backoff = 0
+}
+
+func (p *Pipeline) pauseLeft() time.Duration {
+	p.pauseMu.Lock()
+	defer p.pauseMu.Unlock()
+	return time.Until(p.pausedUntil)
+}
+
+// Transient says an error comes from a dependency being down or busy (connection refused or
+// reset, 5xx or 429 from Ollama, a full lane queue, gRPC Unavailable), not from the document.
+func Transient(err error) bool {
+	if err == nil {
+		return false
+	}
+	if errors.Is(err, llm.ErrBusy) || errors.Is(err, syscall.ECONNREFUSED) || errors.Is(err, syscall.ECONNRESET) || errors.Is(err, io.ErrUnexpectedEOF) {
+		return true
+	}
+	var se *llm.StatusError
+	if errors.As(err, &se) {
+		return se.StatusCode >= 500 && se.StatusCode != http.StatusNotImplemented || se.StatusCode == http.StatusTooManyRequests
+	}
+	var ne net.Error
+	if errors.As(err, &ne) {
+		return true
+	}
+	for e := err; e != nil; e = errors.Unwrap(e) {
+		if st, ok := status.FromError(e); ok && (st.Code() == codes.Unavailable || st.Code() == codes.ResourceExhausted) {
+			return true
+		}
+	}
+	msg := err.Error()
+	return strings.Contains(msg, "connection refused") || strings.Contains(msg, "connection reset")
 }
 
 // excerptBytes is how much of the text the summary step reads.

@@ -26,7 +26,7 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 			Name: "rag_ingest_in_flight", Help: "Documents being processed now.",
 		}),
 		docs: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: "rag_ingest_documents_total", Help: "Documents processed, by outcome (ready, failed).",
+			Name: "rag_ingest_documents_total", Help: "Documents processed, by outcome (ready, failed; retried: sent back to the queue because a dependency was down).",
 		}, []string{"outcome"}),
 		chunks: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "rag_ingest_chunks_embedded_total", Help: "Chunks embedded and upserted.",
@@ -39,7 +39,7 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 			Name: "rag_enrich_documents_total", Help: "Summary/auto-tag jobs, by outcome (done, failed).",
 		}, []string{"outcome"}),
 	}
-	for _, o := range []string{"ready", "failed"} {
+	for _, o := range []string{"ready", "failed", "retried"} {
 		m.docs.WithLabelValues(o)
 	}
 	for _, o := range []string{"done", "failed"} {

@@ -15,6 +15,8 @@ OUT ?= bin
 HELM_VERSION ?= v4.3.1
 HELM := $(BIN)/helm-$(HELM_VERSION)
 OLLAMA_BIN_DIR ?= $(CACHE)/ollama-v0.24.0
+KWOK_VERSION ?= v0.8.0
+KWOK := $(BIN)/kwok-$(KWOK_VERSION)
 REGISTRY ?= ghcr.io/ragstack
 VERSION ?= v0.1.0
 PLATFORMS ?= linux/amd64,linux/arm64
@@ -71,6 +73,12 @@ k8s-assets: ## Build kube-apiserver, etcd, controller-manager and scheduler from
 ollama: ## Build Ollama v0.24.0 (CPU) from the module proxy (cached), for tests and the demo.
 	OLLAMA_BIN_DIR=$(OLLAMA_BIN_DIR) hack/build-ollama.sh
 
+$(KWOK):
+	KWOK_VERSION=$(KWOK_VERSION) KWOK_BIN_DIR=$(BIN) hack/build-kwok.sh
+
+.PHONY: kwok
+kwok: $(KWOK) ## Build KWOK from the module proxy (cached), for the demo and the e2e tests.
+
 $(HELM):
 	HELM_VERSION=$(HELM_VERSION) HELM_BIN_DIR=$(BIN) hack/build-helm.sh
 
@@ -91,14 +99,18 @@ run: ## Run the manager against the cluster in $$KUBECONFIG.
 	go run ./cmd/manager
 
 .PHONY: demo
-demo: k8s-assets ## Start a local control plane, install the CRD, run the manager, apply the samples, print the result.
-	KUBEBUILDER_ASSETS=$(K8S_ASSETS) go run ./cmd/demo
+demo: k8s-assets kwok helm ollama ## Local cluster with simulated DGX Spark nodes, operator installed by its chart, samples reconciled to Ready, printed.
+	KUBEBUILDER_ASSETS=$(K8S_ASSETS) KWOK_BIN=$(KWOK) HELM=$(HELM) OLLAMA_BIN=$(OLLAMA_BIN_DIR)/ollama go run ./cmd/demo
 
 ##@ Test
 
 .PHONY: test
-test: k8s-assets ollama helm ## Run every test against the real parts (control plane, Ollama, helm).
-	KUBEBUILDER_ASSETS=$(K8S_ASSETS) OLLAMA_BIN=$(OLLAMA_BIN_DIR)/ollama HELM=$(HELM) go test ./... -count=1 -timeout 30m
+test: k8s-assets kwok ollama helm ## Run every test against the real parts (control plane, KWOK, Ollama, helm).
+	KUBEBUILDER_ASSETS=$(K8S_ASSETS) KWOK_BIN=$(KWOK) OLLAMA_BIN=$(OLLAMA_BIN_DIR)/ollama HELM=$(HELM) go test ./... -count=1 -timeout 30m
+
+.PHONY: test-e2e
+test-e2e: k8s-assets kwok ollama helm ## Chart lifecycle on a local cluster with a simulated node.
+	KUBEBUILDER_ASSETS=$(K8S_ASSETS) KWOK_BIN=$(KWOK) HELM=$(HELM) OLLAMA_BIN=$(OLLAMA_BIN_DIR)/ollama RAG_REQUIRE_E2E=1 go test ./test/e2e/ ./internal/testbed/cluster/ -count=1 -v
 
 .PHONY: bench-operator
 bench-operator: k8s-assets ## Apply 50 appliances; time to children, API writes per steady-state reconcile, peak memory.

@@ -257,7 +257,8 @@ func (r *RagApplianceReconciler) budgetTotal(ctx context.Context, ra *ragv1.RagA
 	return best, "allocatable memory of node " + name, nil
 }
 
-// bytesQuantity renders bytes as a binary quantity rounded to MiB (GiB above 10 GiB), so
+// bytesQuantity renders bytes as a binary quantity rounded to KiB, MiB (above 1 MiB) or tenths
+// of GiB (above 10 GiB), so
 // status does not change with every byte.
 func bytesQuantity(b int64) string {
 	neg := b < 0
@@ -270,6 +271,8 @@ func bytesQuantity(b int64) string {
 		s = fmt.Sprintf("%.1fGi", float64(b)/(1<<30))
 	case b >= 1<<20:
 		s = resource.NewQuantity((b+(1<<19))>>20<<20, resource.BinarySI).String()
+	case b >= 1<<10:
+		s = resource.NewQuantity((b+(1<<9))>>10<<10, resource.BinarySI).String()
 	default:
 		s = resource.NewQuantity(b, resource.BinarySI).String()
 	}

@@ -54,6 +54,10 @@ func managerMain() int {
 		LeaderElection:          leaderElect,
 		LeaderElectionID:        "rag-operator.ragstack.dev",
 		LeaderElectionNamespace: leaderElectionNamespace,
+		// A manager that stops (upgrade, rollout) hands the lease over at once instead of making
+		// the next one wait for it to expire; safe because Start returns only after every
+		// reconcile has ended.
+		LeaderElectionReleaseOnCancel: true,
 	})
 	if err != nil {
 		setupLog.Error(err, "Failed to create manager")

@@ -27,12 +27,15 @@ func modelSyncMain(args []string) int {
 	variantJSON := fs.String("variant", "", `the variant: {"name":…,"from":…,"parameters":{…},"system":…,"template":…}`)
 	attempts := fs.Int("pull-attempts", 5, "pull attempts before giving up")
 	timeout := fs.Duration("timeout", 110*time.Minute, "overall deadline (the Job's activeDeadlineSeconds is the hard stop)")
+	terminationLog := fs.String("termination-log", "/dev/termination-log", "where the failure reason is written for the operator to read (empty: nowhere)")
 	if err := fs.Parse(args); err != nil {
 		return 2
 	}
 	fail := func(err error) int {
 		fmt.Fprintln(os.Stderr, "model-sync:", err)
-		_ = os.WriteFile("/dev/termination-log", []byte(err.Error()), 0o644)
+		if *terminationLog != "" {
+			_ = os.WriteFile(*terminationLog, []byte(err.Error()), 0o644)
+		}
 		return 1
 	}
 	var v modelspec.Variant

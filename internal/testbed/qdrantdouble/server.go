@@ -86,6 +86,27 @@ func Start(t testing.TB, opts ...Option) *Server {
 	return s
 }
 
+// Serve starts a double outside a test (the demo): on addr ("127.0.0.1:0" for a free port),
+// until Stop. Restart then reports a failure to listen again by panicking.
+func Serve(addr string, opts ...Option) (*Server, error) {
+	s := &Server{calls: map[string]int{}, data: newStore()}
+	for _, o := range opts {
+		o(s)
+	}
+	if err := s.listen(addr); err != nil {
+		return nil, fmt.Errorf("qdrantdouble: %w", err)
+	}
+	return s, nil
+}
+
+// Address is Addr as one host:port string, the form the operator's
+// --qdrant-endpoint-override takes.
+func (s *Server) Address() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.addr
+}
+
 // Addr is the host and port to put in qdrant.Config.
 func (s *Server) Addr() (host string, port int) {
 	s.mu.Lock()
@@ -115,7 +136,9 @@ func (s *Server) Stop() {
 // answers Unavailable until its reconnect backoff (about a second) has run out, so callers must
 // retry.
 func (s *Server) Restart() {
-	s.t.Helper()
+	if s.t != nil {
+		s.t.Helper()
+	}
 	s.Stop()
 	s.mu.Lock()
 	addr := s.addr
@@ -128,6 +151,9 @@ func (s *Server) Restart() {
 			return
 		}
 		time.Sleep(20 * time.Millisecond)
+	}
+	if s.t == nil {
+		panic(fmt.Sprintf("qdrantdouble: restart on %s: %v", addr, err))
 	}
 	s.t.Fatalf("qdrantdouble: restart on %s: %v", addr, err)
 }

@@ -17,6 +17,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/collectors"
 
 	"github.com/ragstack/rag-operator/internal/auth"
+	"github.com/ragstack/rag-operator/internal/chat"
 	"github.com/ragstack/rag-operator/internal/chunk"
 	"github.com/ragstack/rag-operator/internal/httpapi"
 	"github.com/ragstack/rag-operator/internal/ingest"
@@ -34,6 +35,9 @@ type options struct {
 	keysReload      time.Duration
 	shutdownTimeout time.Duration
 	probeInterval   time.Duration
+	// answerCacheSize > 0 turns the answer cache on with that many answers (see chat.Cache for
+	// why it is off by default).
+	answerCacheSize int
 }
 
 // app is the assembled server; newApp builds it, serve runs it until ctx ends.
@@ -47,6 +51,7 @@ type app struct {
 	parser *parse.Parser
 	keys   *auth.Keys
 	pipe   *ingest.Pipeline
+	answer *chat.Answerer
 	ready  *httpapi.Readiness
 	http   *http.Server
 }
@@ -103,6 +108,18 @@ func newApp(ctx context.Context, cfg serverconfig.Config, opts options, log *slo
 		PDFCacheDir:  filepath.Join(cfg.DataDir, "cache", "pdfium"),
 	})
 
+	// The Answerer reads the vector store directly; ingest writes through InvalidateOnWrite, so
+	// every change to what retrieval can return (a document ready, reprocessed, deleted or
+	// re-tagged, and maintenance's retries of those) empties the answer cache.
+	ccfg := chat.FromServerConfig(cfg)
+	if opts.answerCacheSize > 0 {
+		ccfg.Cache = chat.NewCache(opts.answerCacheSize)
+	}
+	if a.answer, err = chat.New(a.llm, a.vec, ccfg); err != nil {
+		return a, err
+	}
+	ingestVec := chat.InvalidateOnWrite(a.vec, ccfg.Cache) // the store itself when the cache is off
+
 	enrich := opts.enrich
 	if enrich && cfg.Limits.WarmingMaxConcurrentQueries == 0 {
 		log.Warn("Summaries and auto-tags are off: limits.warmingMaxConcurrentQueries is 0, so background work has no chat slot")
@@ -118,7 +135,7 @@ func newApp(ctx context.Context, cfg serverconfig.Config, opts options, log *slo
 		Enrich:        enrich,
 		MaxQueued:     cfg.Limits.MaxQueuedDocuments,
 		Logger:        log,
-	}, a.st, a.parser, a.llm, a.vec, ingest.NewMetrics(reg))
+	}, a.st, a.parser, a.llm, ingestVec, ingest.NewMetrics(reg))
 
 	a.ready = httpapi.NewReadiness(opts.probeInterval, 2*time.Second,
 		httpapi.Check{Name: "store", Probe: a.st.Ping},
@@ -130,7 +147,10 @@ func newApp(ctx context.Context, cfg serverconfig.Config, opts options, log *slo
 		MaxFiles:     cfg.Uploads.MaxFilesPerRequest,
 		AllowedTypes: cfg.Uploads.AllowedTypes,
 		MaxQueued:    cfg.Limits.MaxQueuedDocuments,
-	}, httpapi.Deps{Store: a.st, Pipeline: a.pipe, Validator: a.parser, Auth: authn, Ready: a.ready, Registry: reg, Logger: log})
+		ChatModel:    cfg.Models.Chat,
+		RagTimeout:   cfg.RagTimeout(),
+	}, httpapi.Deps{Store: a.st, Pipeline: a.pipe, Validator: a.parser, Auth: authn, Ready: a.ready, Registry: reg, Logger: log,
+		Chat: a.answer})
 	if err != nil {
 		return a, err
 	}

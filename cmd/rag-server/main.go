@@ -42,6 +42,7 @@ func run(ctx context.Context, args []string, stderr io.Writer) int {
 	fs.DurationVar(&o.keysReload, "keys-reload-interval", 10*time.Second, "how often the API keys file is checked for changes")
 	fs.DurationVar(&o.shutdownTimeout, "shutdown-timeout", 30*time.Second, "how long SIGTERM waits for requests in flight")
 	fs.DurationVar(&o.probeInterval, "probe-interval", 5*time.Second, "how often /readyz's dependency probes run")
+	fs.IntVar(&o.answerCacheSize, "answer-cache-size", 0, "answers kept in the exact-question answer cache, emptied whenever the knowledge base changes; 0 turns it off")
 	logLevel := fs.String("log-level", "info", "debug, info, warn or error")
 	if err := fs.Parse(args); err != nil {
 		return 2
@@ -70,6 +71,10 @@ func run(ctx context.Context, args []string, stderr io.Writer) int {
 	}
 	if o.keysReload <= 0 || o.shutdownTimeout <= 0 || o.probeInterval <= 0 {
 		fmt.Fprintln(stderr, "--keys-reload-interval, --shutdown-timeout and --probe-interval must be positive")
+		return 2
+	}
+	if o.answerCacheSize < 0 {
+		fmt.Fprintln(stderr, "--answer-cache-size must be 0 (off) or more")
 		return 2
 	}
 

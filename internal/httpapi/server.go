@@ -1,12 +1,15 @@
-// Package httpapi is the RAG server's HTTP interface: the document API behind bearer-key auth,
-// and the open /healthz, /readyz and /metrics.
+// Package httpapi is the RAG server's HTTP interface: the document, chat and session APIs and
+// the OpenAI-compatible /v1 routes behind bearer-key auth, and the open /healthz, /readyz and
+// /metrics.
 //
 // Status codes: 202 accepted upload (per-file results); 400 bad form, query or JSON; 401 no or
-// bad key; 403 the key's role or tags do not allow it; 404 no such document (or not visible to
-// the key); 409 duplicate content (with the existing id) or a document being deleted; 413 file,
-// body or inflated archive too large; 415 type not allowed or content not matching its type,
-// or a wrong Content-Type; 422 a file of an allowed type that cannot be read; 503 + Retry-After
-// when the ingest queue or upload slots are full.
+// bad key; 403 the key's role or tags do not allow it; 404 no such document or session (or not
+// visible to the key); 409 duplicate content (with the existing id) or a document being
+// deleted; 413 file, body, inflated archive or question too large; 415 type not allowed or
+// content not matching its type, or a wrong Content-Type; 422 a file of an allowed type that
+// cannot be read; 429 + Retry-After when the chat model's queue is full or a key has too many
+// sessions; 502 when answering failed at Ollama or the vector store; 503 + Retry-After when the
+// ingest queue or upload slots are full; 504 when an answer took longer than ragTimeout.
 package httpapi
 
 import (
@@ -45,6 +48,29 @@ type Config struct {
 	RetryAfter time.Duration
 	// ValidateTimeout bounds checking one uploaded file. Default 60s.
 	ValidateTimeout time.Duration
+
+	// ChatModel is the model id /v1/models lists and /v1 responses name (the chat variant).
+	// Default "rag".
+	ChatModel string
+	// RagTimeout is the answer deadline the Answerer applies; a streamed answer's writes are
+	// allowed that long plus a margin, so a client that stops reading cannot hold the handler.
+	// Default 5m.
+	RagTimeout time.Duration
+	// MaxChatBytes bounds /api/chat bodies. Default 64 KiB: a question the budget accepts is a
+	// few KiB, and a session's history is read from the store, not sent.
+	MaxChatBytes int64
+	// MaxCompletionBytes bounds /v1/chat/completions bodies. Default 1 MiB: chat UIs resend the
+	// whole conversation each time, of which only the newest turns that fit the history
+	// allowance are used.
+	MaxCompletionBytes int64
+	// Heartbeat is how long a streamed answer may go without a token before the stream is
+	// opened and an SSE comment sent, so proxies do not cut an idle connection while the model
+	// loads. Until then failures still get their own status code. Default 15s; negative: never.
+	Heartbeat time.Duration
+	// MaxSessionsPerKey bounds the sessions one API key may keep (429 beyond). Default 1000.
+	MaxSessionsPerKey int
+	// MaxSessionTurns is how many turns a session keeps (the oldest go first). Default 200.
+	MaxSessionTurns int
 }
 
 // Pipeline is what the API needs from internal/ingest.
@@ -70,6 +96,9 @@ type Deps struct {
 	// Registry serves /metrics and receives the HTTP series.
 	Registry *prometheus.Registry
 	Logger   *slog.Logger
+	// Chat answers questions (internal/chat.Answerer). Without it the chat and /v1 routes are
+	// not served (404); sessions are.
+	Chat Answerer
 }
 
 // Server serves the API.
@@ -79,6 +108,8 @@ type Server struct {
 	allowed map[parse.Type]bool
 	uploads chan struct{}
 	latency *prometheus.HistogramVec
+	chatM   chatMetrics
+	started time.Time // for /v1/models' created
 	log     *slog.Logger
 	mux     *http.ServeMux
 }
@@ -98,6 +129,7 @@ func New(cfg Config, d Deps) (*Server, error) {
 	if cfg.ValidateTimeout <= 0 {
 		cfg.ValidateTimeout = time.Minute
 	}
+	cfg = cfg.chatDefaults()
 	if cfg.MaxFiles < 1 || cfg.MaxFileBytes < 1 {
 		return nil, errors.New("uploads.maxFilesPerRequest and uploads.maxFileBytes must be at least 1")
 	}
@@ -120,9 +152,12 @@ func New(cfg Config, d Deps) (*Server, error) {
 			Help:    "HTTP request latency by route, method and status code.",
 			Buckets: []float64{.005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10, 30, 60},
 		}, []string{"route", "method", "code"}),
+		chatM:   newChatMetrics(),
+		started: time.Now(),
 	}
 	if d.Registry != nil {
 		d.Registry.MustRegister(s.latency)
+		s.chatM.register(d.Registry)
 	}
 	s.routes()
 	return s, nil
@@ -142,6 +177,16 @@ func (s *Server) routes() {
 	api("DELETE /api/documents/{id}", s.delete)
 	api("POST /api/documents/{id}/reprocess", s.reprocess)
 	api("PATCH /api/documents/{id}/tags", s.setTags)
+	api("POST /api/sessions", s.createSession)
+	api("GET /api/sessions", s.listSessions)
+	api("GET /api/sessions/{id}", s.getSession)
+	api("DELETE /api/sessions/{id}", s.deleteSession)
+	if s.d.Chat != nil {
+		api("POST /api/chat", s.chat)
+		api("POST /v1/chat/completions", s.completions)
+		api("GET /v1/models", s.models)
+		api("GET /v1/models/{id}", s.model)
+	}
 	s.mux = m
 }
 

@@ -180,6 +180,9 @@ func (s *Store) init(ctx context.Context) error {
 	if _, err := s.db.ExecContext(ctx, schema); err != nil {
 		return fmt.Errorf("store: schema: %w", err)
 	}
+	if err := s.initSessions(ctx); err != nil {
+		return err
+	}
 	now := s.now().UnixMilli()
 	// Work in flight when the process died starts again.
 	if _, err := s.db.ExecContext(ctx, `UPDATE documents SET status='pending', updated_at=? WHERE status='processing'`, now); err != nil {

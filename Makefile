@@ -112,6 +112,10 @@ test: k8s-assets kwok ollama helm ## Run every test against the real parts (cont
 test-e2e: k8s-assets kwok ollama helm ## Chart lifecycle on a local cluster with a simulated node.
 	KUBEBUILDER_ASSETS=$(K8S_ASSETS) KWOK_BIN=$(KWOK) HELM=$(HELM) OLLAMA_BIN=$(OLLAMA_BIN_DIR)/ollama RAG_REQUIRE_E2E=1 go test ./test/e2e/ ./internal/testbed/cluster/ -count=1 -v
 
+.PHONY: bench
+bench: ollama ## Bulk ingest while health and chat are measured: ours vs the guide's failure and fix (writes docs/benchmarks/bench.*).
+	OLLAMA_BIN=$(OLLAMA_BIN_DIR)/ollama go run ./test/bench
+
 .PHONY: bench-operator
 bench-operator: k8s-assets ## Apply 50 appliances; time to children, API writes per steady-state reconcile, peak memory.
 	KUBEBUILDER_ASSETS=$(K8S_ASSETS) go run ./test/benchoperator -n 50 -out docs/benchmarks

@@ -1,0 +1,151 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"io"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/ragstack/rag-operator/internal/testbed/ollamatest"
+)
+
+// TestMain lets the test binary serve as the baseline app, as the bench binary does.
+func TestMain(m *testing.M) {
+	if os.Getenv(roleEnv) == "baseline" {
+		os.Exit(baselineMain(os.Args[1:]))
+	}
+	os.Exit(m.Run())
+}
+
+// TestBenchMiniature runs the whole bench end to end in miniature (3 one-page documents, one
+// Ollama) and checks that every phase produced figures and files. It asserts no performance
+// target: those are reported by `make bench`, as ratios to baselines measured in the same run.
+func TestBenchMiniature(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts Ollama, the RAG server and the baseline app (-short)")
+	}
+	if _, err := ollamatest.Binary(); err != nil {
+		if os.Getenv(ollamatest.RequireEnv) == "1" {
+			t.Fatalf("ollama binary unavailable (%v) and %s=1: run `make ollama`", err, ollamatest.RequireEnv)
+		}
+		t.Skipf("ollama binary unavailable (%v): run `make ollama` (or set OLLAMA_BIN)", err)
+	}
+	cfg := defaultConfig()
+	cfg.Docs, cfg.Scale = 3, 0.02
+	cfg.Parallel = []int{2}
+	cfg.IdleChats = 2
+	cfg.ChatInterval = time.Second
+	cfg.LimitChunks = 8
+	cfg.PhaseTimeout = 3 * time.Minute
+	cfg.Out = t.TempDir()
+	cfg.Command = "go test ./test/bench -run TestBenchMiniature"
+	if testing.Verbose() {
+		cfg.Log = os.Stderr
+	} else {
+		cfg.Log = io.Discard
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 8*time.Minute)
+	defer cancel()
+	rep, err := run(ctx, cfg, io.Discard)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(rep.Limits) != 1 || len(rep.Limits[0].Runs) != 5 || rep.Limits[0].ChunksPerSec <= 0 {
+		t.Errorf("raw limit not measured: %+v", rep.Limits)
+	}
+	want := []string{stratOurs, stratSemaphore, stratUnbounded, stratEnrich}
+	if len(rep.Phases) != len(want) {
+		t.Fatalf("%d phases, want %d", len(rep.Phases), len(want))
+	}
+	for i, p := range rep.Phases {
+		if p.Strategy != want[i] {
+			t.Errorf("phase %d is %s, want %s", i, p.Strategy, want[i])
+		}
+		if p.DocsReady+p.DocsFailed+p.DocsTimedOut != p.Docs || p.Docs != cfg.Docs {
+			t.Errorf("%s: ready %d + failed %d + timed out %d != %d documents", p.Strategy, p.DocsReady, p.DocsFailed, p.DocsTimedOut, cfg.Docs)
+		}
+		if p.DocsReady == 0 || p.Chunks == 0 || p.EmbedCalls == 0 {
+			t.Errorf("%s: nothing ingested: %+v", p.Strategy, p)
+		}
+		if p.Health.N == 0 || p.ChatIdle.N == 0 {
+			t.Errorf("%s: no probes: health %+v, idle chat %+v", p.Strategy, p.Health, p.ChatIdle)
+		}
+		if p.PeakRSSMiB <= 0 {
+			t.Errorf("%s: no peak RSS", p.Strategy)
+		}
+		t.Logf("%s: %d/%d ready, %.2f chunks/s (%.2f of limit), healthz p99 %s, TTFT idle p95 %s; %s", p.Strategy, p.DocsReady, p.Docs,
+			p.ChunksPerSec, p.RatioToLimit, fmtMs(p.Health.P99), fmtMs(p.ChatIdle.P95), p.ChatPath)
+	}
+	if enr := rep.Phases[3]; enr.Enriched+enr.EnrichFailed != enr.DocsReady {
+		t.Errorf("ours+enrich: %d enriched + %d failed, want %d", enr.Enriched, enr.EnrichFailed, enr.DocsReady)
+	}
+	for _, name := range []string{"bench.json", "bench.md", "bench.png"} {
+		fi, err := os.Stat(filepath.Join(cfg.Out, name))
+		if err != nil || fi.Size() == 0 {
+			t.Errorf("%s not written: %v", name, err)
+		}
+	}
+	var back report
+	data, _ := os.ReadFile(filepath.Join(cfg.Out, "bench.json"))
+	if err := json.Unmarshal(data, &back); err != nil || len(back.Phases) != len(want) {
+		t.Errorf("bench.json does not read back: %v", err)
+	}
+}
+
+// TestReportFiles renders a synthetic report: JSON that reads back, Markdown with the table and
+// goals, a PNG. No Ollama needed.
+func TestReportFiles(t *testing.T) {
+	r := &report{Machine: machine(), Command: "go run ./test/bench", Settings: settings{NumParallel: []int{1, 4}, Docs: 2},
+		Corpus: corpusStats{Docs: 2, Chunks: 10}}
+	for _, np := range []int{1, 4} {
+		r.Limits = append(r.Limits, limitEntry{NumParallel: np, Batch: 64, ChunksPerSec: 20, Runs: []limitResult{{Chunks: 10, ChunksPerSec: 20}}})
+		for i, strat := range []string{stratOurs, stratSemaphore, stratUnbounded, stratEnrich} {
+			p := &phaseResult{NumParallel: np, Strategy: strat, Docs: 2, DocsReady: 2, Chunks: 10, Seconds: 2, DocsPerMin: 60, ChunksPerSec: 5,
+				LimitChunksPerSec: 20, RatioToLimit: 0.25, Enriched: 2, EnrichSeconds: 4, EnrichDocsPerMin: 30 * float64(np)}
+			for k := range 20 {
+				p.Timeline.Health = append(p.Timeline.Health, sample{T: float64(k) / 10, Ms: float64(1 + k*i)})
+				p.Timeline.Progress = append(p.Timeline.Progress, progressSample{T: float64(k) / 10, Done: k / 10})
+			}
+			p.Timeline.Chat = []sample{{T: 0.5, Ms: 300, Phase: "ingest"}, {T: 2.5, Ms: 200, Phase: "idle"}, {T: 1, Ms: 60000, Phase: "ingest", Err: "timeout"}}
+			p.Timeline.IngestEnd = 2
+			p.Health = summarize(p.Timeline.Health, nil)
+			p.ChatIngest = summarize(p.Timeline.Chat, func(s sample) bool { return s.Phase == "ingest" })
+			p.ChatIdle = summarize(p.Timeline.Chat, func(s sample) bool { return s.Phase == "idle" })
+			p.Control = summarize(nil, nil)
+			r.Phases = append(r.Phases, p)
+		}
+	}
+	r.Goals = evaluateGoals(r)
+	r.Notes = reportNotes(r)
+	dir := t.TempDir()
+	if _, err := writeResults(r, dir, "bench"); err != nil {
+		t.Fatal(err)
+	}
+	data, err := os.ReadFile(filepath.Join(dir, "bench.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var back struct {
+		Phases    []phaseResult   `json:"phases"`
+		Timelines []phaseTimeline `json:"timelines"`
+	}
+	if err := json.Unmarshal(data, &back); err != nil {
+		t.Fatalf("bench.json: %v", err)
+	}
+	if len(back.Phases) != 8 || len(back.Timelines) != 8 || len(back.Timelines[3].Health) != 20 || back.Phases[0].Control.P99 != -1 {
+		t.Errorf("bench.json: %d phases, %d timelines, %+v", len(back.Phases), len(back.Timelines), back.Phases[0].Control)
+	}
+	md, _ := os.ReadFile(filepath.Join(dir, "bench.md"))
+	for _, want := range []string{"| 4 | semaphore-4 |", "the guide's claim", "4.00×", "![latency over time"} {
+		if !strings.Contains(string(md), want) {
+			t.Errorf("bench.md lacks %q", want)
+		}
+	}
+	if fi, err := os.Stat(filepath.Join(dir, "bench.png")); err != nil || fi.Size() < 1000 {
+		t.Errorf("bench.png: %v", err)
+	}
+}

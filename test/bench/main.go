@@ -1,0 +1,199 @@
+// Command bench measures the DGX Spark guide's scenario side by side on one real Ollama: a bulk
+// upload ingested while /healthz is probed every 100 ms and a chat question is asked every 2 s.
+//
+// For each Ollama NUM_PARALLEL (1 and 4) it measures, on the same Ollama in the same run:
+//
+//   - limit:       raw batched /api/embed throughput, nothing else running;
+//   - ours:        the real cmd/rag-server binary (a separate process), documents uploaded over
+//     POST /api/documents;
+//   - semaphore-4: the guide's fix, one /api/embeddings call per chunk, four at a time;
+//   - unbounded:   the guide's failure, one call per chunk, a whole batch of 100 at once, with the
+//     Python app's 60 s client timeout;
+//   - ours+enrich: ours with summaries and auto-tags (--enrich), for the guide's "4x" claim.
+//
+// The baselines run in a child process that emulates the Python app's single event loop (see
+// baseline.go); its health endpoint is served through that loop. Results go to
+// docs/benchmarks/bench.{json,md,png}.
+//
+//	go run ./test/bench                 # the defaults (≈ 15 min on 2 cores)
+//	go run ./test/bench -docs 200 -scale 1  # the guide's real sizes (hours on a CPU)
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+)
+
+// roleEnv makes the binary run as the baseline app (a child of the bench) instead of the bench.
+const roleEnv = "RAG_BENCH_ROLE"
+
+func main() {
+	if os.Getenv(roleEnv) == "baseline" {
+		os.Exit(baselineMain(os.Args[1:]))
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	os.Exit(mainCode(ctx, os.Args[1:], os.Stdout, os.Stderr))
+}
+
+func mainCode(ctx context.Context, args []string, stdout, stderr io.Writer) int {
+	cfg, err := parseFlags(args, stderr)
+	if err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return 0
+		}
+		return 2
+	}
+	if _, err := run(ctx, cfg, stdout); err != nil {
+		fmt.Fprintf(stderr, "bench: %v\n", err)
+		return 1
+	}
+	return 0
+}
+
+// config is the whole bench setting; flags map onto it one to one.
+type config struct {
+	Docs         int
+	Scale        float64 // multiplies each document's page count (real: mostly 5–50 pages)
+	WordsPerPage int
+	Seed         uint64
+	Parallel     []int    // OLLAMA_NUM_PARALLEL values, one Ollama each
+	Strategies   []string // of ours, semaphore-4, unbounded
+	Enrich       bool     // also run ours with --enrich per NUM_PARALLEL
+	EnrichDocs   int      // documents uploaded in the --enrich phases (the first of the corpus)
+
+	HealthInterval time.Duration
+	ChatInterval   time.Duration
+	IdleChats      int
+	LimitChunks    int           // chunks per raw /api/embed measurement
+	LimitTime      time.Duration // bound on one raw /api/embed measurement
+	LimitBatch     int
+	PhaseTimeout   time.Duration // a phase's documents not done by then count as timed out
+	ClientTimeout  time.Duration // the baselines' per-call timeout (the Python app's httpx 60 s)
+	UploadWorkers  int
+	// RetryDisturbed runs a phase once more when the limit measured before and after it differ
+	// more than 2× (another tenant's work on a shared machine).
+	RetryDisturbed bool
+
+	Out       string // directory for the result files; "" writes none
+	Name      string // file name stem: <Name>.json, .md, .png
+	ServerBin string // a prebuilt rag-server; "" builds ./cmd/rag-server
+	Command   string // how the figures are reproduced, printed in the report
+	Verbose   bool
+	DryRun    bool // print the corpus and exit
+	Log       io.Writer
+}
+
+func defaultConfig() config {
+	return config{
+		Docs: 24, Scale: 0.1, WordsPerPage: RealWordsPerPage, Seed: 1,
+		Parallel:       []int{1, 4},
+		Strategies:     []string{stratOurs, stratSemaphore, stratUnbounded},
+		Enrich:         true,
+		EnrichDocs:     10,
+		HealthInterval: 100 * time.Millisecond,
+		ChatInterval:   2 * time.Second,
+		IdleChats:      6,
+		LimitChunks:    128,
+		LimitTime:      2 * time.Minute,
+		LimitBatch:     64,
+		PhaseTimeout:   4 * time.Minute,
+		ClientTimeout:  60 * time.Second,
+		UploadWorkers:  4,
+		RetryDisturbed: true,
+		Out:            "docs/benchmarks",
+		Name:           "bench",
+	}
+}
+
+const (
+	stratLimit     = "limit"
+	stratOurs      = "ours"
+	stratSemaphore = "semaphore-4"
+	stratUnbounded = "unbounded"
+	stratEnrich    = "ours+enrich"
+)
+
+func parseFlags(args []string, stderr io.Writer) (config, error) {
+	c := defaultConfig()
+	fs := flag.NewFlagSet("bench", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	fs.IntVar(&c.Docs, "docs", c.Docs, "documents to upload per strategy")
+	fs.Float64Var(&c.Scale, "scale", c.Scale, "multiplies each document's page count (real documents: mostly 5-50 pages; 1 = real sizes)")
+	fs.IntVar(&c.WordsPerPage, "words-per-page", c.WordsPerPage, "words per page (one word is one token of the test embedding model)")
+	fs.Uint64Var(&c.Seed, "seed", c.Seed, "corpus seed")
+	parallel := fs.String("parallel", "1,4", "OLLAMA_NUM_PARALLEL values, comma separated (one Ollama each)")
+	strategies := fs.String("strategies", strings.Join(c.Strategies, ","), "ingest strategies: ours, semaphore-4, unbounded")
+	fs.BoolVar(&c.Enrich, "enrich", c.Enrich, "also run ours with --enrich (summaries and tags) per NUM_PARALLEL")
+	fs.IntVar(&c.EnrichDocs, "enrich-docs", c.EnrichDocs, "documents uploaded in the --enrich phases (the first ones of the corpus)")
+	fs.DurationVar(&c.HealthInterval, "health-interval", c.HealthInterval, "health probe interval")
+	fs.DurationVar(&c.ChatInterval, "chat-interval", c.ChatInterval, "chat question interval during ingest")
+	fs.IntVar(&c.IdleChats, "idle-chats", c.IdleChats, "chat questions asked idle, after each ingest")
+	fs.IntVar(&c.LimitChunks, "limit-chunks", c.LimitChunks, "chunks embedded per raw /api/embed measurement (one before the first phase and one after every phase)")
+	fs.DurationVar(&c.LimitTime, "limit-time", c.LimitTime, "time bound of one raw /api/embed measurement")
+	fs.IntVar(&c.LimitBatch, "limit-batch", c.LimitBatch, "inputs per /api/embed call for the raw limit")
+	fs.DurationVar(&c.PhaseTimeout, "phase-timeout", c.PhaseTimeout, "documents not done this long after the first upload count as timed out")
+	fs.DurationVar(&c.ClientTimeout, "client-timeout", c.ClientTimeout, "the baselines' per-call timeout (the Python app's 60 s)")
+	fs.IntVar(&c.UploadWorkers, "upload-workers", c.UploadWorkers, "concurrent uploads to the server")
+	fs.BoolVar(&c.RetryDisturbed, "retry-disturbed", c.RetryDisturbed, "run a phase once more when the raw limit before and after it differ more than 2x (a shared machine)")
+	fs.StringVar(&c.Out, "out", c.Out, "directory for <name>.json, .md and .png (empty: write none)")
+	fs.StringVar(&c.Name, "name", c.Name, "file name stem of the results")
+	fs.StringVar(&c.ServerBin, "server-bin", "", "prebuilt rag-server binary (default: go build ./cmd/rag-server)")
+	fs.BoolVar(&c.Verbose, "v", false, "log progress details")
+	fs.BoolVar(&c.DryRun, "dry-run", false, "generate the corpus, print its size and exit")
+	if err := fs.Parse(args); err != nil {
+		return c, err
+	}
+	var err error
+	if c.Parallel, err = parseInts(*parallel); err != nil {
+		fmt.Fprintf(stderr, "-parallel: %v\n", err)
+		return c, err
+	}
+	c.Strategies = nil
+	for _, s := range strings.Split(*strategies, ",") {
+		switch s = strings.TrimSpace(s); s {
+		case stratOurs, stratSemaphore, stratUnbounded:
+			c.Strategies = append(c.Strategies, s)
+		case "":
+		default:
+			err = fmt.Errorf("-strategies: unknown strategy %q", s)
+			fmt.Fprintln(stderr, err)
+			return c, err
+		}
+	}
+	c.EnrichDocs = min(c.EnrichDocs, c.Docs)
+	if c.Docs < 1 || c.EnrichDocs < 1 || c.Scale <= 0 || c.WordsPerPage < 10 || c.IdleChats < 1 || c.LimitBatch < 1 || c.LimitChunks < 1 || c.UploadWorkers < 1 ||
+		c.HealthInterval <= 0 || c.ChatInterval <= 0 || c.LimitTime <= 0 || c.PhaseTimeout <= 0 || c.ClientTimeout <= 0 {
+		err = errors.New("-docs, -scale, -idle-chats, -limit-batch, -limit-chunks, -upload-workers and the durations must be positive; -words-per-page at least 10")
+		fmt.Fprintln(stderr, err)
+		return c, err
+	}
+	c.Command = "go run ./test/bench"
+	for _, a := range args {
+		if a != "-v" && a != "--v" && a != "-v=true" { // logging only: not part of the result
+			c.Command += " " + a
+		}
+	}
+	return c, nil
+}
+
+func parseInts(s string) ([]int, error) {
+	var out []int
+	for _, f := range strings.Split(s, ",") {
+		n, err := strconv.Atoi(strings.TrimSpace(f))
+		if err != nil || n < 1 || n > 16 {
+			return nil, fmt.Errorf("%q: want integers between 1 and 16", f)
+		}
+		out = append(out, n)
+	}
+	return out, nil
+}

@@ -1,0 +1,13 @@
+//go:build !linux
+
+package main
+
+import (
+	"os"
+	"syscall"
+)
+
+func childProcAttr() *syscall.SysProcAttr { return nil }
+
+// maxRSSMiB is not measured off Linux (ru_maxrss units differ by system).
+func maxRSSMiB(*os.ProcessState) float64 { return 0 }

@@ -114,7 +114,7 @@ test-e2e: k8s-assets kwok ollama helm ## Chart lifecycle on a local cluster with
 
 .PHONY: bench
 bench: ollama ## Bulk ingest while health and chat are measured: ours vs the guide's failure and fix (writes docs/benchmarks/bench.*).
-	OLLAMA_BIN=$(OLLAMA_BIN_DIR)/ollama go run ./test/bench
+	OLLAMA_BIN=$(OLLAMA_BIN_DIR)/ollama go run ./test/bench -out docs/benchmarks $(BENCH_FLAGS)
 
 .PHONY: bench-operator
 bench-operator: k8s-assets ## Apply 50 appliances; time to children, API writes per steady-state reconcile, peak memory.

@@ -15,7 +15,7 @@
 // baseline.go); its health endpoint is served through that loop. Results go to
 // docs/benchmarks/bench.{json,md,png}.
 //
-//	go run ./test/bench                 # the defaults (≈ 15 min on 2 cores)
+//	go run ./test/bench                     # the defaults (5–15 min on 2 shared cores)
 //	go run ./test/bench -docs 200 -scale 1  # the guide's real sizes (hours on a CPU)
 package main
 
@@ -83,6 +83,8 @@ type config struct {
 	// RetryDisturbed runs a phase once more when the limit measured before and after it differ
 	// more than 2× (another tenant's work on a shared machine).
 	RetryDisturbed bool
+	// MultiuserCache adds OLLAMA_MULTIUSER_CACHE=true (the guide's §1) to Ollama's settings.
+	MultiuserCache bool
 
 	Out       string // directory for the result files; "" writes none
 	Name      string // file name stem: <Name>.json, .md, .png
@@ -144,6 +146,7 @@ func parseFlags(args []string, stderr io.Writer) (config, error) {
 	fs.DurationVar(&c.PhaseTimeout, "phase-timeout", c.PhaseTimeout, "documents not done this long after the first upload count as timed out")
 	fs.DurationVar(&c.ClientTimeout, "client-timeout", c.ClientTimeout, "the baselines' per-call timeout (the Python app's 60 s)")
 	fs.IntVar(&c.UploadWorkers, "upload-workers", c.UploadWorkers, "concurrent uploads to the server")
+	fs.BoolVar(&c.MultiuserCache, "multiuser-cache", false, "add the guide's OLLAMA_MULTIUSER_CACHE=true (Ollama 0.24's llama.cpp runner then aborts on parallel tagging calls)")
 	fs.BoolVar(&c.RetryDisturbed, "retry-disturbed", c.RetryDisturbed, "run a phase once more when the raw limit before and after it differ more than 2x (a shared machine)")
 	fs.StringVar(&c.Out, "out", c.Out, "directory for <name>.json, .md and .png (empty: write none)")
 	fs.StringVar(&c.Name, "name", c.Name, "file name stem of the results")

@@ -30,24 +30,33 @@ const (
 	tagModel   = "deepseek-r1-rag" // auto-tags
 )
 
-// ollamaEnv is the guide's §1 server settings with NUM_PARALLEL varied. OLLAMA_KV_CACHE_TYPE
-// stays f16: the tiny stand-in qwen3 has 16-wide heads and ggml's q8_0 cache needs blocks of 32.
+// ollamaEnv is the guide's §1 server settings with NUM_PARALLEL varied, less two:
+//   - OLLAMA_KV_CACHE_TYPE stays f16: the tiny stand-in qwen3 has 16-wide heads and ggml's q8_0
+//     cache needs blocks of 32;
+//   - OLLAMA_MULTIUSER_CACHE only with multiuserCache: with it, Ollama 0.24's llama.cpp runner
+//     aborts (GGML_ASSERT "seq_cp() is only supported for full KV buffers") as soon as two
+//     requests for a llama-architecture model (deepseek-r1-rag, the tagger) run in parallel at
+//     NUM_PARALLEL > 1, which would measure that crash instead of NUM_PARALLEL.
+//
 // OLLAMA_GPU_OVERHEAD means nothing on a CPU.
-func ollamaEnv(numParallel int) map[string]string {
-	return map[string]string{
+func ollamaEnv(numParallel int, multiuserCache bool) map[string]string {
+	env := map[string]string{
 		"OLLAMA_NUM_PARALLEL":      strconv.Itoa(numParallel),
 		"OLLAMA_MAX_LOADED_MODELS": "3",
 		"OLLAMA_FLASH_ATTENTION":   "1",
-		"OLLAMA_MULTIUSER_CACHE":   "true",
 		"OLLAMA_KEEP_ALIVE":        "24h",
 		"OLLAMA_LOAD_TIMEOUT":      "10m",
 	}
+	if multiuserCache {
+		env["OLLAMA_MULTIUSER_CACHE"] = "true"
+	}
+	return env
 }
 
 // startOllama runs the project's Ollama build with the guide's settings, creates the models and
 // loads all three, so no phase pays a model load.
-func startOllama(ctx context.Context, numParallel int) (*ollamatest.Server, map[string]string, error) {
-	env := ollamaEnv(numParallel)
+func startOllama(ctx context.Context, numParallel int, multiuserCache bool) (*ollamatest.Server, map[string]string, error) {
+	env := ollamaEnv(numParallel, multiuserCache)
 	s, err := ollamatest.Serve(ollamatest.Options{Env: env, ReadyTimeout: time.Minute})
 	if err != nil {
 		return nil, nil, err

@@ -112,6 +112,7 @@ func reportNotes(r *report) []string {
 		"Chat TTFT is the time from sending a question to the first answer token: during ingest one question every 2 s (at most 4 outstanding), idle the same questions after the ingest has finished. Questions are distinct, so no answer cache helps.",
 		"control p99 is the same 100 ms probe, at the same time, against a bare handler in the bench's own process: what the machine alone adds (on 2 cores Ollama's CPU inference competes with everything else; on the DGX Spark it runs on the GPU).",
 		"Peak RSS is the process's ru_maxrss (Go RSS for the baseline emulation, not Python's).",
+		"Ollama runs the guide's §1 settings (NUM_PARALLEL varied, MAX_LOADED_MODELS 3, FLASH_ATTENTION 1, KEEP_ALIVE 24h, LOAD_TIMEOUT 10m) except OLLAMA_KV_CACHE_TYPE (q8_0 cannot hold the tiny qwen3's 16-wide heads) and, unless -multiuser-cache, OLLAMA_MULTIUSER_CACHE: with it Ollama 0.24's llama.cpp runner aborts with GGML_ASSERT(is_full && \"seq_cp() is only supported for full KV buffers\") as soon as two deepseek-r1-rag (tagging) requests run in parallel at NUM_PARALLEL 4, so every parallel tag call fails; without it they succeed.",
 		"The embedding model runs one request at a time whatever NUM_PARALLEL says (Ollama: embedding models always get one slot), so NUM_PARALLEL changes only chat and enrichment.",
 	}
 	for _, p := range r.Phases {
@@ -173,7 +174,7 @@ func markdown(r *report, png string) string {
 	c := r.Corpus
 	fmt.Fprintf(&b, "Corpus: %d generated text documents, %d pages in all (%d–%d per document), %d words, %.1f MB → %d chunks (%.1f per document, at most %d; %.0f words per chunk; %.0f embedding-model tokens per chunk).\n\n",
 		c.Docs, c.Pages, c.PagesMin, c.PagesMax, c.Words, float64(c.Bytes)/1e6, c.Chunks, c.ChunksPerDoc, c.ChunksMax, c.WordsPerChunk, tokensPerChunk(r))
-	fmt.Fprintf(&b, "Scaled: page counts × %.2g (real documents: mostly 5–50 pages of ~%d words) and %d documents instead of the guide's 100+, so that all phases fit in about 15 minutes on this machine; `-scale 1 -docs 200` runs the real sizes. One generated word is one token of the test embedding model.\n\n",
+	fmt.Fprintf(&b, "Scaled: page counts × %.2g (real documents: mostly 5–50 pages of ~%d words) and %d documents instead of the guide's 100+, so that the whole bench stays within about 15 minutes on this shared 2-core machine even while other work slows it (about 5 minutes when it is quiet); `-scale 1 -docs 200` runs the real sizes (23,000 chunks: hours on a CPU). One generated word is one token of the test embedding model.\n\n",
 		r.Settings.Scale, RealWordsPerPage, r.Settings.Docs)
 	b.WriteString("## Results\n\n")
 	b.WriteString(markdownTable(r))

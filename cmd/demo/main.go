@@ -88,7 +88,7 @@ type demo struct {
 	start time.Time
 
 	cluster *cluster.Cluster
-	ollama  *localOllama
+	ollama  *ollamatest.Server
 	qdrant  *qdrantdouble.Server
 	op      *cluster.Operator
 	c       client.Client
@@ -102,7 +102,9 @@ func (d *demo) cleanup(failed bool) {
 	if d.op != nil {
 		d.op.Stop()
 	}
-	d.ollama.stop()
+	if d.ollama != nil {
+		d.ollama.Close()
+	}
 	if d.qdrant != nil {
 		d.qdrant.Stop()
 	}
@@ -177,12 +179,7 @@ func (d *demo) run(ctx context.Context) error {
 	}
 	fmt.Printf("         nodes (simulated by KWOK): %s — DGX Spark: arm64, 20 CPU, 128Gi, nvidia.com/gpu 1\n", strings.Join(names, ", "))
 
-	ollamaDir, err := os.MkdirTemp("", "rag-demo-ollama-")
-	if err != nil {
-		return err
-	}
-	defer os.RemoveAll(ollamaDir)
-	if d.ollama, err = startOllama(ctx, ollamaBin, ollamaDir); err != nil {
+	if d.ollama, err = startOllama(ctx, ollamaBin); err != nil {
 		return err
 	}
 	if d.qdrant, err = qdrantdouble.Serve("127.0.0.1:0"); err != nil {

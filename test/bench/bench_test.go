@@ -54,8 +54,16 @@ func TestBenchMiniature(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(rep.Limits) != 1 || len(rep.Limits[0].Runs) != 5 || rep.Limits[0].ChunksPerSec <= 0 {
+	// The limit is measured before the first phase and after every attempt of every phase; a
+	// phase run while the machine was disturbed gets a second attempt, so there are at least 5.
+	if len(rep.Limits) != 1 || len(rep.Limits[0].Runs) < 5 || rep.Limits[0].ChunksPerSec <= 0 {
 		t.Errorf("raw limit not measured: %+v", rep.Limits)
+	} else {
+		for i, r := range rep.Limits[0].Runs {
+			if r.Chunks == 0 || r.Error != "" {
+				t.Errorf("limit run %d measured nothing: %+v", i, r)
+			}
+		}
 	}
 	want := []string{stratOurs, stratSemaphore, stratUnbounded, stratEnrich}
 	if len(rep.Phases) != len(want) {

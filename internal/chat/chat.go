@@ -187,6 +187,14 @@ func (a *Answerer) answer(ctx context.Context, q string, req Request) (Response,
 		}
 	}
 
+	// From the question's embedding to the first answer token no new background call (ingest
+	// batch, summary) starts: they share Ollama's compute with this prefill.
+	release := func() {}
+	if h, ok := a.llm.(llm.BackgroundHolder); ok {
+		release = h.HoldBackground()
+	}
+	defer release()
+
 	sources, err := a.Retrieve(ctx, q, req.Tags)
 	if err != nil {
 		return Response{}, err
@@ -196,17 +204,27 @@ func (a *Answerer) answer(ctx context.Context, q string, req Request) (Response,
 		return Response{}, fmt.Errorf("%w: %d tokens, at most %d", ErrQuestionTooLong, report.Question, a.maxQuestion)
 	}
 	if len(used) == 0 {
+		release()
 		r := Response{Answer: NoContextAnswer, Sources: []Citation{}, Context: []Citation{}, NoContext: true,
 			Usage: Usage{Budget: report}}
 		return r, emit(req.Stream, r.Answer)
 	}
 
 	think := false // a thinking model would spend the response budget on reasoning
+	// The first streamed token ends the prefill and the hold. Without a stream the hold lasts
+	// the whole call: a callback would mark the call streamed and stop its retries.
+	var onToken func(string) error
+	if req.Stream != nil {
+		onToken = func(tok string) error {
+			release()
+			return req.Stream(tok)
+		}
+	}
 	res, err := a.llm.Chat(ctx, llm.Interactive, llm.ChatRequest{
 		Model:     a.cfg.ChatModel,
 		Messages:  msgs,
 		MaxTokens: a.budget.Response,
-		OnToken:   req.Stream,
+		OnToken:   onToken,
 		Think:     &think,
 		Options:   a.cfg.ChatOptions,
 	})

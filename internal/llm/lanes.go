@@ -5,6 +5,7 @@ import (
 	"context"
 	"fmt"
 	"sync"
+	"time"
 )
 
 // gate is a counting semaphore with two priority lanes in front of one pool of Ollama slots.
@@ -17,7 +18,12 @@ import (
 //     frees, the oldest interactive waiter gets it, even if background waiters queued earlier;
 //   - within a lane, first come first served (a newcomer never overtakes a waiter of its lane);
 //   - each lane's wait queue is bounded; a full queue answers ErrBusy at once instead of letting
-//     the caller time out later.
+//     the caller time out later;
+//   - while a hold is active (a user waits for a first token, see Ollama.HoldBackground), no
+//     background call is admitted, even to a free slot: Ollama's models share one GPU (or the
+//     CPU), so a background batch started now would slow the user's prefill. A hold lapses
+//     after maxYield, so a stuck answer cannot stop background work. Calls already running
+//     are never interrupted.
 //
 // Holding a slot means a request is in flight at Ollama. Ollama itself queues without limit for
 // an already loaded model, so this gate, not Ollama, is where back-pressure and priority live.
@@ -26,6 +32,9 @@ type gate struct {
 	capacity int
 	laneMax  [2]int // most slots a lane may hold
 	maxQueue [2]int // most waiters a lane may have
+	maxYield time.Duration
+
+	holds int // active holds: background admissions pause while > 0
 
 	mu       sync.Mutex
 	inFlight [2]int
@@ -46,14 +55,16 @@ type waiter struct {
 type gateState struct {
 	InFlight [2]int
 	Queued   [2]int
+	Holds    int
 }
 
-func newGate(pool string, capacity, backgroundMax, interactiveQueue, backgroundQueue int, m *gateMetrics) *gate {
+func newGate(pool string, capacity, backgroundMax, interactiveQueue, backgroundQueue int, maxYield time.Duration, m *gateMetrics) *gate {
 	g := &gate{
 		pool:     pool,
 		capacity: capacity,
 		laneMax:  [2]int{Interactive: capacity, Background: min(backgroundMax, capacity)},
 		maxQueue: [2]int{Interactive: interactiveQueue, Background: backgroundQueue},
+		maxYield: maxYield,
 		queue:    [2]*list.List{list.New(), list.New()},
 		changed:  make(chan struct{}),
 		metrics:  m,
@@ -139,7 +150,38 @@ func (g *gate) admissibleLocked(lane Lane) bool {
 	if g.inFlight[lane] >= g.laneMax[lane] {
 		return false
 	}
-	return lane == Interactive || g.queue[Interactive].Len() == 0
+	if lane == Interactive {
+		return true
+	}
+	return g.queue[Interactive].Len() == 0 && g.holds == 0
+}
+
+// hold pauses background admissions until the returned function is called (safe to call more
+// than once) or maxYield has passed, whichever comes first. Holds count: background resumes
+// when the last one ends.
+func (g *gate) hold() func() {
+	g.mu.Lock()
+	g.holds++
+	g.publishLocked()
+	g.mu.Unlock()
+	var once sync.Once
+	end := func() {
+		once.Do(func() {
+			g.mu.Lock()
+			g.holds--
+			g.dispatchLocked()
+			g.publishLocked()
+			g.mu.Unlock()
+		})
+	}
+	if g.maxYield <= 0 {
+		return end
+	}
+	lapse := time.AfterFunc(g.maxYield, end)
+	return func() {
+		lapse.Stop()
+		end()
+	}
 }
 
 // dispatchLocked hands free slots to waiters: interactive first, then background.
@@ -181,6 +223,7 @@ func (g *gate) state() (gateState, <-chan struct{}) {
 	return gateState{
 		InFlight: g.inFlight,
 		Queued:   [2]int{g.queue[Interactive].Len(), g.queue[Background].Len()},
+		Holds:    g.holds,
 	}, g.changed
 }
 

@@ -12,7 +12,7 @@ import (
 // never for time.
 
 func TestGateInteractiveOvertakesEarlierBackground(t *testing.T) {
-	g := newGate("chat", 2, 1, 8, 8, nil)
+	g := newGate("chat", 2, 1, 8, 8, 0, nil)
 	ctx := context.Background()
 	relBG, err := g.acquire(ctx, Background, true)
 	if err != nil {
@@ -143,7 +143,7 @@ func TestGateBoundedQueue(t *testing.T) {
 }
 
 func TestGateCancelledInteractiveWaiterUnblocksBackground(t *testing.T) {
-	g := newGate("chat", 2, 1, 8, 8, nil)
+	g := newGate("chat", 2, 1, 8, 8, 0, nil)
 	ctx := context.Background()
 	relI, _ := g.acquire(ctx, Interactive, true)
 	relI2, _ := g.acquire(ctx, Interactive, true)

@@ -78,3 +78,9 @@ type Client interface {
 	// Ping checks Ollama answers (for /readyz).
 	Ping(ctx context.Context) error
 }
+
+// BackgroundHolder is implemented by clients that can pause background admissions while a user
+// waits for an answer to start (*Ollama does). Callers check for it; fakes need not implement it.
+type BackgroundHolder interface {
+	HoldBackground() (release func())
+}

@@ -13,6 +13,7 @@ type metrics struct {
 	latency     *prometheus.HistogramVec // op
 	embedItems  *prometheus.CounterVec   // lane
 	retries     *prometheus.CounterVec   // op
+	holds       prometheus.Gauge
 }
 
 type gateMetrics struct {
@@ -48,12 +49,18 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 		Help: "Ollama calls retried after a retryable failure, by operation.",
 	}, []string{"op"})
 
+	holds := prometheus.NewGauge(prometheus.GaugeOpts{
+		Name: "rag_llm_background_holds",
+		Help: "Questions waiting for their first token, during which background calls are not admitted (HoldBackground).",
+	})
+
 	queued = register(reg, queued)
 	inFlight = register(reg, inFlight)
 	rejected = register(reg, rejected)
 	latency = register(reg, latency)
 	embedItems = register(reg, embedItems)
 	retries = register(reg, retries)
+	holds = register(reg, holds)
 
 	gm := func(pool string) *gateMetrics {
 		m := &gateMetrics{}
@@ -64,7 +71,7 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 		}
 		return m
 	}
-	return &metrics{chat: gm("chat"), embed: gm("embed"), latency: latency, embedItems: embedItems, retries: retries}
+	return &metrics{chat: gm("chat"), embed: gm("embed"), latency: latency, embedItems: embedItems, retries: retries, holds: holds}
 }
 
 // register adds c to reg (nil: metrics are kept but not exported). When an identical collector

@@ -58,6 +58,16 @@ type Options struct {
 	EmbedBackgroundMax int
 	// EmbedBatchSize is the most texts per /api/embed call. Default 32.
 	EmbedBatchSize int
+	// BackgroundCallTarget sizes background /api/embed batches by time rather than count: from
+	// the measured time per text, a batch holds what Ollama embeds in about this long (at most
+	// EmbedBatchSize). A question's embedding waits behind at most one running batch in
+	// Ollama's single embedding slot, so this bounds that wait on any hardware: a fast GPU keeps
+	// full batches, a CPU gets small ones. Default 250ms; negative: always EmbedBatchSize.
+	BackgroundCallTarget time.Duration
+	// MaxYield is the longest a background call defers to HoldBackground (a user waiting for
+	// a first token) before it is admitted anyway, so a steady stream of questions slows
+	// background work without stopping it. Default 2s; negative turns holds off.
+	MaxYield time.Duration
 	// EmbedDimension, when set, is the vector length every embedding must have (the collection's
 	// size); 0 checks only that all vectors of a call agree.
 	EmbedDimension int
@@ -141,6 +151,12 @@ func (o Options) withDefaults() Options {
 	if o.EmbedBatchSize < 1 {
 		o.EmbedBatchSize = 32
 	}
+	if o.BackgroundCallTarget == 0 {
+		o.BackgroundCallTarget = 250 * time.Millisecond
+	}
+	if o.MaxYield == 0 {
+		o.MaxYield = 2 * time.Second
+	}
 	if o.CallTimeout <= 0 {
 		o.CallTimeout = 2 * time.Minute
 	}
@@ -173,7 +189,40 @@ type Ollama struct {
 	http    *http.Client
 	chat    *gate
 	embed   *gate
+	pace    embedPace
 	metrics *metrics
+}
+
+// embedPace is a moving estimate of how long Ollama takes per embedded text in background
+// batches (queueing at Ollama included: a busier Ollama gets smaller batches).
+type embedPace struct {
+	mu      sync.Mutex
+	perText time.Duration // 0 until the first batch returned
+}
+
+func (p *embedPace) observe(texts int, took time.Duration) {
+	if texts < 1 || took <= 0 {
+		return
+	}
+	per := took / time.Duration(texts)
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.perText == 0 {
+		p.perText = per
+		return
+	}
+	p.perText = (3*p.perText + per) / 4
+}
+
+// batch is how many texts fit in target, between 1 and limit (limit while nothing is known).
+func (p *embedPace) batch(target time.Duration, limit int) int {
+	p.mu.Lock()
+	per := p.perText
+	p.mu.Unlock()
+	if target <= 0 || per <= 0 {
+		return limit
+	}
+	return max(1, min(limit, int(target/per)))
 }
 
 var _ Client = (*Ollama)(nil)
@@ -192,8 +241,29 @@ func New(cfg Options) *Ollama {
 		base:    base,
 		http:    o.HTTPClient,
 		metrics: m,
-		chat:    newGate("chat", chatCapacity(o), o.BackgroundMax, o.MaxQueueInteractive, o.MaxQueueBackground, m.chat),
-		embed:   newGate("embed", o.EmbedConcurrency, o.EmbedBackgroundMax, o.MaxQueueInteractive, o.MaxQueueBackground, m.embed),
+		chat:    newGate("chat", chatCapacity(o), o.BackgroundMax, o.MaxQueueInteractive, o.MaxQueueBackground, o.MaxYield, m.chat),
+		embed:   newGate("embed", o.EmbedConcurrency, o.EmbedBackgroundMax, o.MaxQueueInteractive, o.MaxQueueBackground, o.MaxYield, m.embed),
+	}
+}
+
+// HoldBackground pauses the admission of background calls, in both pools, until release is
+// called (safe to call more than once); a background call that has deferred for MaxYield goes
+// ahead anyway. The answer path holds from the question's embedding to the first answer token:
+// Ollama's models share one GPU (or the CPU), so an ingest batch or a summary started in that
+// window would lengthen the prefill the user is waiting for. Running calls are not interrupted.
+func (o *Ollama) HoldBackground() (release func()) {
+	if o.opts.MaxYield < 0 {
+		return func() {}
+	}
+	o.metrics.holds.Inc()
+	relChat, relEmbed := o.chat.hold(), o.embed.hold()
+	var once sync.Once
+	return func() {
+		once.Do(func() {
+			relEmbed()
+			relChat()
+			o.metrics.holds.Dec()
+		})
 	}
 }
 
@@ -320,6 +390,9 @@ func (o *Ollama) Embed(ctx context.Context, lane Lane, model string, texts []str
 	e := &embedCall{o: o, lane: lane, model: model, texts: texts, out: out, dim: o.opts.EmbedDimension}
 
 	bs := o.opts.EmbedBatchSize
+	if lane == Background {
+		bs = o.pace.batch(o.opts.BackgroundCallTarget, bs)
+	}
 	nBatches := (len(texts) + bs - 1) / bs
 	workers := min(nBatches, o.embed.laneMax[lane])
 
@@ -377,9 +450,13 @@ func (e *embedCall) run(ctx context.Context, lo, hi, attempt int) error {
 			return fmt.Errorf("ollama embed: %w", err)
 		}
 		e.admitted.Store(true)
+		start := time.Now()
 		vecs, err := e.once(ctx, lo, hi)
 		release() // never hold a slot through a backoff
 		if err == nil {
+			if e.lane == Background {
+				o.pace.observe(hi-lo, time.Since(start))
+			}
 			return e.store(lo, hi, vecs)
 		}
 		kind, retryAfter := classify(ctx, err)

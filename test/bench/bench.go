@@ -129,7 +129,11 @@ func run(ctx context.Context, cfg config, stdout io.Writer) (*report, error) {
 	if err != nil {
 		return nil, err
 	}
-	defer os.RemoveAll(tmp)
+	if cfg.Keep {
+		logf(cfg, "work directory kept: %s", tmp)
+	} else {
+		defer os.RemoveAll(tmp)
+	}
 
 	copts := corpusOptions{Docs: cfg.Docs, Scale: cfg.Scale, WordsPerPage: cfg.WordsPerPage, Seed: cfg.Seed}
 	c, err := newCorpus(copts)
@@ -307,7 +311,7 @@ func runStrategy(ctx context.Context, cfg config, strat string, np int, bin, dir
 			}
 		}
 		scfg := serverConfig(filepath.Join(dir, "data"), ollamaURL, q.Address(), warming)
-		srv, err := startServer(ctx, bin, dir, scfg, enrich)
+		srv, err := startServer(ctx, bin, dir, scfg, enrich, cfg.ServerLogLevel)
 		if err != nil {
 			return err
 		}

@@ -89,10 +89,14 @@ type config struct {
 	Out       string // directory for the result files; "" writes none
 	Name      string // file name stem: <Name>.json, .md, .png
 	ServerBin string // a prebuilt rag-server; "" builds ./cmd/rag-server
-	Command   string // how the figures are reproduced, printed in the report
-	Verbose   bool
-	DryRun    bool // print the corpus and exit
-	Log       io.Writer
+	// Keep leaves the work directory (each phase's server config, data and log) in place.
+	Keep bool
+	// ServerLogLevel is the rag-server's --log-level ("info" logs every answer with its timings).
+	ServerLogLevel string
+	Command        string // how the figures are reproduced, printed in the report
+	Verbose        bool
+	DryRun         bool // print the corpus and exit
+	Log            io.Writer
 }
 
 func defaultConfig() config {
@@ -151,6 +155,8 @@ func parseFlags(args []string, stderr io.Writer) (config, error) {
 	fs.StringVar(&c.Out, "out", c.Out, "directory for <name>.json, .md and .png (empty: write none)")
 	fs.StringVar(&c.Name, "name", c.Name, "file name stem of the results")
 	fs.StringVar(&c.ServerBin, "server-bin", "", "prebuilt rag-server binary (default: go build ./cmd/rag-server)")
+	fs.BoolVar(&c.Keep, "keep", false, "keep the work directory (server configs, data and logs per phase) and print its path")
+	fs.StringVar(&c.ServerLogLevel, "server-log-level", "warn", "the rag-server's --log-level (info logs every answer with its first-token time)")
 	fs.BoolVar(&c.Verbose, "v", false, "log progress details")
 	fs.BoolVar(&c.DryRun, "dry-run", false, "generate the corpus, print its size and exit")
 	if err := fs.Parse(args); err != nil {

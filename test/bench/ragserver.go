@@ -3,6 +3,7 @@ package main
 import (
 	"bufio"
 	"bytes"
+	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
@@ -82,7 +83,7 @@ type serverProc struct {
 	logPath string
 }
 
-func startServer(ctx context.Context, bin, dir string, cfg serverconfig.Config, enrich bool) (*serverProc, error) {
+func startServer(ctx context.Context, bin, dir string, cfg serverconfig.Config, enrich bool, logLevel string) (*serverProc, error) {
 	cfgPath := filepath.Join(dir, "config.json")
 	if err := os.WriteFile(cfgPath, cfg.Marshal(), 0o600); err != nil {
 		return nil, err
@@ -98,7 +99,7 @@ func startServer(ctx context.Context, bin, dir string, cfg serverconfig.Config, 
 	}
 	defer logf.Close()
 	s.cmd = exec.Command(bin, "--config", cfgPath, "--insecure-no-auth", "--enrich="+strconv.FormatBool(enrich),
-		"--listen", addr, "--data-dir", cfg.DataDir, "--log-level", "warn")
+		"--listen", addr, "--data-dir", cfg.DataDir, "--log-level", cmp.Or(logLevel, "warn"))
 	s.cmd.Stdout, s.cmd.Stderr = logf, logf
 	s.cmd.SysProcAttr = childProcAttr()
 	if err := s.cmd.Start(); err != nil {

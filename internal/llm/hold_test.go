@@ -1,0 +1,177 @@
+package llm
+
+import (
+	"context"
+	"testing"
+	"time"
+)
+
+// Holds: while a user waits for a first token, no background call starts, in either pool;
+// interactive calls are unaffected; background resumes when the last hold ends or lapses.
+
+func TestGateHoldPausesBackgroundOnly(t *testing.T) {
+	g := newGate("embed", 2, 2, 8, 8, time.Hour, nil)
+	ctx := context.Background()
+	relA, relB := g.hold(), g.hold()
+
+	admitted := make(chan struct{})
+	go func() {
+		rel, err := g.acquire(ctx, Background, true)
+		if err == nil {
+			close(admitted)
+			rel()
+		}
+	}()
+	// The background newcomer queues although both slots are free.
+	waitGate(t, g, func(s gateState) bool { return s.Queued[Background] == 1 && s.Holds == 2 })
+
+	relI, err := g.acquire(ctx, Interactive, true)
+	if err != nil {
+		t.Fatalf("interactive call refused during a hold: %v", err)
+	}
+	relI()
+
+	relA()
+	relA() // idempotent: must not release B's hold
+	if s, _ := g.state(); s.Holds != 1 || s.Queued[Background] != 1 {
+		t.Fatalf("after one of two holds ended: %+v, want the background call still waiting", s)
+	}
+	relB()
+	result(t, chanOf(admitted))
+	waitGate(t, g, func(s gateState) bool { return s.Holds == 0 && s.InFlight == [2]int{} })
+}
+
+func TestGateHoldLapses(t *testing.T) {
+	g := newGate("embed", 2, 1, 8, 8, 20*time.Millisecond, nil)
+	release := g.hold()
+	defer release()
+	rel, err := g.acquire(context.Background(), Background, true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rel()
+	if s, _ := g.state(); s.Holds != 0 {
+		t.Fatalf("hold still counted after lapsing: %+v", s)
+	}
+	release() // after the lapse: no double decrement
+	if s, _ := g.state(); s.Holds != 0 {
+		t.Fatalf("holds %d after release following the lapse", s.Holds)
+	}
+}
+
+// Over HTTP: a background batch queued during a hold reaches Ollama only after the hold ends,
+// while a question's embedding goes straight through; background chat (summaries) waits too.
+func TestHoldBackgroundOverHTTP(t *testing.T) {
+	f := newFakeOllama(t)
+	f.holdEmbeds = true
+	c := New(Options{BaseURL: f.URL(), NumParallel: 4, BackgroundMax: 2, EmbedBatchSize: 4, EmbedConcurrency: 2, MaxYield: time.Hour})
+	release := c.HoldBackground()
+
+	ingest := make(chan error, 1)
+	go func() {
+		_, err := c.Embed(context.Background(), Background, "e", texts(4))
+		ingest <- err
+	}()
+	summary := goChat(context.Background(), c, Background, "m")
+	waitGate(t, c.embed, func(s gateState) bool { return s.Queued[Background] == 1 })
+	waitGate(t, c.chat, func(s gateState) bool { return s.Queued[Background] == 1 })
+
+	query := make(chan error, 1)
+	go func() {
+		_, err := c.Embed(context.Background(), Interactive, "e", []string{"t999"})
+		query <- err
+	}()
+	q := next(t, f.embeds)
+	if len(q.Inputs) != 1 || q.Inputs[0] != "t999" {
+		t.Fatalf("first call to reach Ollama: %v, want the question", q.Inputs)
+	}
+	q.Release()
+	if err := result(t, query); err != nil {
+		t.Fatal(err)
+	}
+	none(t, f.embeds)
+	none(t, f.chats)
+	if got := value(t, c.metrics.holds); got != 1 {
+		t.Errorf("holds gauge %v during the hold", got)
+	}
+
+	release()
+	next(t, f.embeds).Release()
+	next(t, f.chats).Release()
+	if err := result(t, ingest); err != nil {
+		t.Fatal(err)
+	}
+	if r := result(t, summary); r.err != nil {
+		t.Fatal(r.err)
+	}
+	if got := value(t, c.metrics.holds); got != 0 {
+		t.Errorf("holds gauge %v after release", got)
+	}
+}
+
+func TestHoldBackgroundDisabled(t *testing.T) {
+	c := New(Options{BaseURL: "http://127.0.0.1:1", MaxYield: -1})
+	release := c.HoldBackground()
+	defer release()
+	if s, _ := c.embed.state(); s.Holds != 0 {
+		t.Fatalf("MaxYield < 0 still holds: %+v", s)
+	}
+}
+
+func TestEmbedPaceBatch(t *testing.T) {
+	for _, tc := range []struct {
+		name    string
+		perText time.Duration
+		target  time.Duration
+		want    int
+	}{
+		{"nothing measured yet: full batches", 0, 250 * time.Millisecond, 32},
+		{"GPU-fast: capped at the batch size", time.Millisecond, 250 * time.Millisecond, 32},
+		{"CPU: what fits the target", 36 * time.Millisecond, 250 * time.Millisecond, 6},
+		{"slower than the target: one text", time.Second, 250 * time.Millisecond, 1},
+		{"target off", 36 * time.Millisecond, -1, 32},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			p := embedPace{perText: tc.perText}
+			if got := p.batch(tc.target, 32); got != tc.want {
+				t.Errorf("batch = %d, want %d", got, tc.want)
+			}
+		})
+	}
+	var p embedPace
+	p.observe(10, time.Second)
+	p.observe(10, 500*time.Millisecond)
+	if p.perText != 87500*time.Microsecond { // (3×100ms + 50ms) / 4
+		t.Errorf("moving estimate %s, want 87.5ms", p.perText)
+	}
+}
+
+// Background batches follow the measured pace; a question's embedding is never split.
+func TestEmbedBackgroundBatchesSizedByPace(t *testing.T) {
+	f := newFakeOllama(t)
+	c := New(Options{BaseURL: f.URL(), EmbedBatchSize: 32, BackgroundCallTarget: 100 * time.Millisecond})
+	c.pace.perText = 20 * time.Millisecond // as if measured: 5 texts per 100 ms
+	if _, err := c.Embed(context.Background(), Background, "e", texts(12)); err != nil {
+		t.Fatal(err)
+	}
+	calls := f.calls()
+	if len(calls) < 3 {
+		t.Fatalf("%d calls for 12 texts at 5 per call: %v", len(calls), calls)
+	}
+	for _, in := range calls[:2] {
+		if len(in) != 5 {
+			t.Errorf("background batch of %d texts, want 5", len(in))
+		}
+	}
+	if c.pace.perText == 20*time.Millisecond {
+		t.Error("the pace was not updated from the calls")
+	}
+	if _, err := c.Embed(context.Background(), Interactive, "e", texts(12)); err != nil {
+		t.Fatal(err)
+	}
+	if last := f.calls()[len(f.calls())-1]; len(last) != 12 {
+		t.Errorf("interactive call split into batches of %d, want one batch of 12", len(last))
+	}
+}
+
+func chanOf(c chan struct{}) <-chan struct{} { return c }

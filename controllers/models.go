@@ -111,6 +111,7 @@ type variantState struct {
 	status  ragv1.ModelStatus
 	running bool
 	failed  bool
+	retryIn time.Duration // a failed Job is retried this long from now
 }
 
 // reconcileModels makes every variant exist on Ollama as declared, through Jobs, verifies it
@@ -176,6 +177,11 @@ func (r *RagApplianceReconciler) reconcileModels(ctx context.Context, s *scope) 
 	setCondition(ra, ragv1.ConditionModelsReady, ready)
 
 	out := subResult{requeueAfter: modelResync}
+	for _, st := range states {
+		if st.retryIn > 0 && st.retryIn < out.requeueAfter {
+			out.requeueAfter = st.retryIn
+		}
+	}
 	if versionChanged {
 		// The version may change which settings are rendered: render again now.
 		out.requeueAfter = time.Second
@@ -250,12 +256,38 @@ func (r *RagApplianceReconciler) reconcileVariant(ctx context.Context, ra *ragv1
 		}
 		return variantState{status: st}, "", nil
 	case batchv1.JobFailed:
+		// The failed Job stays for its logs until the retry: then it is deleted and the next pass
+		// runs a fresh one (the registry may be back). Deleting it earlier retries at once.
 		st.LastError = "Job " + job.Name + " failed: " + r.jobFailureReason(ctx, live)
-		// The failed Job stays for its logs; delete it to retry, or change the variant.
-		return variantState{status: st, failed: true}, job.Name, nil
+		retryAt := jobFailedAt(live).Add(r.modelSyncRetryAfter())
+		if wait := time.Until(retryAt); wait > 0 {
+			// The retry time comes from the Job's condition, so the message is the same on every
+			// pass (no status churn).
+			st.LastError += "; retrying after " + retryAt.UTC().Format(time.RFC3339)
+			return variantState{status: st, failed: true, retryIn: wait}, job.Name, nil
+		}
+		if live.DeletionTimestamp == nil {
+			if err := r.Delete(ctx, live, client.PropagationPolicy(metav1.DeletePropagationBackground)); err != nil && !apierrors.IsNotFound(err) {
+				return variantState{status: st, failed: true}, job.Name, err
+			}
+			r.event(ra, corev1.EventTypeWarning, "ModelSyncRetry", "DeleteJob",
+				fmt.Sprintf("Variant %s: retrying after the failure of Job %s (%s)", m.Name, job.Name, st.LastError))
+		}
+		st.LastError += "; retrying now"
+		return variantState{status: st, failed: true, retryIn: time.Second}, job.Name, nil
 	default:
 		return variantState{status: st, running: true}, job.Name, nil
 	}
+}
+
+// jobFailedAt is when the Job was marked failed (its creation when the condition has no time).
+func jobFailedAt(j *batchv1.Job) time.Time {
+	for _, c := range j.Status.Conditions {
+		if c.Type == batchv1.JobFailed && c.Status == corev1.ConditionTrue && !c.LastTransitionTime.IsZero() {
+			return c.LastTransitionTime.Time
+		}
+	}
+	return j.CreationTimestamp.Time
 }
 
 func jobOutcome(j *batchv1.Job) batchv1.JobConditionType {
@@ -339,6 +371,17 @@ func modelsReadyState(states []variantState) state {
 	default:
 		return trueState(ragv1.ReasonModelsCreated, fmt.Sprintf("%d variants exist with their declared parameters", len(ready)))
 	}
+}
+
+// DefaultModelSyncRetryAfter is how long a failed model-creation Job is kept (for its logs)
+// before the variant is tried again.
+const DefaultModelSyncRetryAfter = 10 * time.Minute
+
+func (r *RagApplianceReconciler) modelSyncRetryAfter() time.Duration {
+	if r.ModelSyncRetryAfter > 0 {
+		return r.ModelSyncRetryAfter
+	}
+	return DefaultModelSyncRetryAfter
 }
 
 func (r *RagApplianceReconciler) modelSyncImage() string {

@@ -233,8 +233,42 @@ func TestModelsAndCollectionThroughTheirAPIs(t *testing.T) {
 	// A failed Job is a condition with its reason, not a crash loop.
 	setJobOutcome(t, changed, fmt.Errorf("pull nomic-embed-text: model registry unreachable"))
 	got = waitForStatus(t, ra, conditionIs(ragv1.ConditionModelsReady, metav1.ConditionFalse, ragv1.ReasonModelSyncFailed))
-	if m := modelStatus(got, "nomic-embed-rag"); !strings.Contains(m.LastError, "registry unreachable") {
-		t.Errorf("lastError = %q", m.LastError)
+	if m := modelStatus(got, "nomic-embed-rag"); !strings.Contains(m.LastError, "registry unreachable") ||
+		!strings.Contains(m.LastError, "retrying after") {
+		t.Errorf("lastError = %q, want the reason and when it is retried", m.LastError)
+	}
+	// Until then the failed Job stays (its logs) and nothing is re-run.
+	if jobs := modelJobs(t, ra); len(jobs) != 1 || jobs[0].UID != changed.UID {
+		t.Fatalf("failed Job replaced before its retry time: %d Jobs", len(jobs))
+	}
+
+	// The retry time passes (the failure is dated back): the failed Job is replaced by a fresh
+	// one, which succeeds now that the registry answers.
+	failed := &batchv1.Job{}
+	if err := k8s.Get(ctx, client.ObjectKeyFromObject(&changed), failed); err != nil {
+		t.Fatal(err)
+	}
+	long := metav1.NewTime(time.Now().Add(-DefaultModelSyncRetryAfter - time.Minute))
+	for i := range failed.Status.Conditions {
+		failed.Status.Conditions[i].LastTransitionTime = long
+	}
+	if err := k8s.Status().Update(ctx, failed); err != nil {
+		t.Fatal(err)
+	}
+	var retried batchv1.Job
+	eventually(t, settle, func() error {
+		_, _ = reconciler.Reconcile(ctx, ctrl.Request{NamespacedName: client.ObjectKeyFromObject(ra)})
+		jobs := modelJobs(t, ra)
+		if len(jobs) != 1 || jobs[0].UID == changed.UID || jobOutcome(&jobs[0]) != "" {
+			return fmt.Errorf("want a fresh Job for nomic-embed-rag, have %d", len(jobs))
+		}
+		retried = jobs[0]
+		return nil
+	})
+	runJob(t, retried, srv.URL)
+	got = waitForStatus(t, ra, conditionIs(ragv1.ConditionModelsReady, metav1.ConditionTrue, ragv1.ReasonModelsCreated))
+	if m := modelStatus(got, "nomic-embed-rag"); !m.Ready || m.LastError != "" {
+		t.Errorf("after the retry: %+v", m)
 	}
 	_ = children
 	_ = appsv1.Deployment{}

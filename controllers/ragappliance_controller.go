@@ -37,6 +37,9 @@ type RagApplianceReconciler struct {
 
 	// ModelSyncImage is the image of the model-creation Jobs (the operator's own).
 	ModelSyncImage string
+	// ModelSyncRetryAfter is how long after a model-creation Job failed it is deleted and run
+	// again. Default DefaultModelSyncRetryAfter.
+	ModelSyncRetryAfter time.Duration
 
 	applier *applier
 	warm    warmer

@@ -1,6 +1,8 @@
 package controllers
 
 import (
+	"time"
+
 	ctrl "sigs.k8s.io/controller-runtime"
 )
 
@@ -14,6 +16,9 @@ type Options struct {
 	SkipQdrantVersionCheck bool
 	// ModelSyncImage is the image of the model-creation Jobs.
 	ModelSyncImage string
+	// ModelSyncRetryAfter is how long a failed model-creation Job is kept before the variant is
+	// tried again (0: DefaultModelSyncRetryAfter).
+	ModelSyncRetryAfter time.Duration
 }
 
 // Setup registers the RagAppliance reconciler with a manager.
@@ -21,11 +26,12 @@ func Setup(mgr ctrl.Manager, opts Options) error {
 	ext := NewExternalClients(opts.OllamaURL, opts.QdrantAddress)
 	ext.SkipQdrantVersionCheck = opts.SkipQdrantVersionCheck
 	return (&RagApplianceReconciler{
-		Client:         mgr.GetClient(),
-		Scheme:         mgr.GetScheme(),
-		APIReader:      mgr.GetAPIReader(),
-		Recorder:       mgr.GetEventRecorder("rag-operator"),
-		External:       ext,
-		ModelSyncImage: opts.ModelSyncImage,
+		Client:              mgr.GetClient(),
+		Scheme:              mgr.GetScheme(),
+		APIReader:           mgr.GetAPIReader(),
+		Recorder:            mgr.GetEventRecorder("rag-operator"),
+		External:            ext,
+		ModelSyncImage:      opts.ModelSyncImage,
+		ModelSyncRetryAfter: opts.ModelSyncRetryAfter,
 	}).SetupWithManager(mgr)
 }

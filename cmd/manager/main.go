@@ -33,6 +33,7 @@ func managerMain() int {
 	flag.StringVar(&opts.OllamaURL, "ollama-endpoint-override", "", "reach every appliance's Ollama at this URL instead of its Service (operator outside the cluster)")
 	flag.StringVar(&opts.QdrantAddress, "qdrant-endpoint-override", "", "reach every appliance's Qdrant gRPC API at this host:port instead of its Service")
 	flag.StringVar(&opts.ModelSyncImage, "model-sync-image", envOr("MODEL_SYNC_IMAGE", controllers.DefaultModelSyncImage), "image of the model-creation Jobs (the operator's own)")
+	flag.DurationVar(&opts.ModelSyncRetryAfter, "model-sync-retry-after", controllers.DefaultModelSyncRetryAfter, "how long a failed model-creation Job is kept (for its logs) before the variant is tried again")
 	flag.StringVar(&metricsAddr, "metrics-bind-address", ":8080", "address the metrics endpoint binds to; 0 disables it")
 	flag.StringVar(&probeAddr, "health-probe-bind-address", ":8081", "address the health probes bind to")
 	flag.BoolVar(&leaderElect, "leader-elect", false, "use leader election so only one manager reconciles")

@@ -267,14 +267,18 @@ func (r *RagApplianceReconciler) reconcileVariant(ctx context.Context, ra *ragv1
 			return variantState{status: st, failed: true, retryIn: wait}, job.Name, nil
 		}
 		if live.DeletionTimestamp == nil {
-			if err := r.Delete(ctx, live, client.PropagationPolicy(metav1.DeletePropagationBackground)); err != nil && !apierrors.IsNotFound(err) {
+			err := r.Delete(ctx, live, client.PropagationPolicy(metav1.DeletePropagationBackground))
+			switch {
+			case err == nil:
+				r.event(ra, corev1.EventTypeWarning, "ModelSyncRetry", "DeleteJob",
+					fmt.Sprintf("Variant %s: retrying after the failure of Job %s (%s)", m.Name, job.Name, st.LastError))
+			case !apierrors.IsNotFound(err):
 				return variantState{status: st, failed: true}, job.Name, err
 			}
-			r.event(ra, corev1.EventTypeWarning, "ModelSyncRetry", "DeleteJob",
-				fmt.Sprintf("Variant %s: retrying after the failure of Job %s (%s)", m.Name, job.Name, st.LastError))
 		}
 		st.LastError += "; retrying now"
-		return variantState{status: st, failed: true, retryIn: time.Second}, job.Name, nil
+		// The Job's deletion wakes the next pass through Owns(); this requeue is the fallback.
+		return variantState{status: st, failed: true, retryIn: 5 * time.Second}, job.Name, nil
 	default:
 		return variantState{status: st, running: true}, job.Name, nil
 	}
@@ -309,7 +313,8 @@ func (r *RagApplianceReconciler) jobFailureReason(ctx context.Context, j *batchv
 		}
 	}
 	pods := &corev1.PodList{}
-	if err := r.APIReader.List(ctx, pods, client.InNamespace(j.Namespace), client.MatchingLabels{"batch.kubernetes.io/job-name": j.Name}); err != nil {
+	// By the Job's UID: a retried Job has the same name, and the failed one's pods may linger.
+	if err := r.APIReader.List(ctx, pods, client.InNamespace(j.Namespace), client.MatchingLabels{"batch.kubernetes.io/controller-uid": string(j.UID)}); err != nil {
 		return reason
 	}
 	for _, p := range pods.Items {

@@ -15,7 +15,8 @@ import (
 // and ends and what each call saw.
 type holdingLLM struct {
 	*fakeLLM
-	mu     sync.Mutex
+	embedErr error // returned by Embed when set
+	mu       sync.Mutex
 	held   int
 	events []string
 }
@@ -50,6 +51,9 @@ func (h *holdingLLM) state() string {
 
 func (h *holdingLLM) Embed(ctx context.Context, lane llm.Lane, model string, texts []string) ([][]float32, error) {
 	h.log("embed " + h.state())
+	if h.embedErr != nil {
+		return nil, h.embedErr
+	}
 	return h.fakeLLM.Embed(ctx, lane, model, texts)
 }
 
@@ -105,9 +109,13 @@ func TestAnswerAlwaysEndsTheHold(t *testing.T) {
 		{"stream fails", "How many vacation days?", func(string) error { return errors.New("client gone") }, true,
 			[]string{"hold", "embed held=1", "chat held=1", "release", "token held=0"}},
 		{"not streamed", "How many vacation days?", nil, false, []string{"hold", "embed held=1", "chat held=1", "release"}},
+		{"retrieval fails", "fail the embedding", nil, true, []string{"hold", "embed held=1", "release"}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			h := &holdingLLM{fakeLLM: &fakeLLM{}}
+			if tc.name == "retrieval fails" {
+				h.embedErr = errors.New("ollama down")
+			}
 			a := newTestAnswerer(t, h.fakeLLM, newMemoryStore(t, testDocs), nil)
 			a.llm = h
 			_, err := a.Answer(context.Background(), Request{Question: tc.question, Stream: tc.stream})
@@ -118,5 +126,23 @@ func TestAnswerAlwaysEndsTheHold(t *testing.T) {
 				t.Errorf("events\n got %q\nwant %q", h.events, tc.wantLog)
 			}
 		})
+	}
+}
+
+// A cached answer costs Ollama nothing, so it never pauses background work.
+func TestCachedAnswerDoesNotHold(t *testing.T) {
+	h := &holdingLLM{fakeLLM: &fakeLLM{}}
+	a := newTestAnswerer(t, h.fakeLLM, newMemoryStore(t, testDocs), func(c *Config) { c.Cache = NewCache(8) })
+	a.llm = h
+	if _, err := a.Answer(context.Background(), Request{Question: "How many vacation days?"}); err != nil {
+		t.Fatal(err)
+	}
+	h.events = nil
+	r, err := a.Answer(context.Background(), Request{Question: "How many vacation days?"})
+	if err != nil || !r.Cached {
+		t.Fatalf("second answer not from the cache: %+v, %v", r, err)
+	}
+	if len(h.events) != 0 {
+		t.Errorf("a cache hit touched the client: %q", h.events)
 	}
 }

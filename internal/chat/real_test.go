@@ -165,7 +165,7 @@ func TestRealOllamaAnswer(t *testing.T) {
 		}
 		abortsBefore := aborts()
 		t0 := time.Now()
-		nctx, ncancel := context.WithTimeout(ctx, 20*time.Second)
+		nctx, ncancel := context.WithTimeout(ctx, 45*time.Second)
 		defer ncancel()
 		if _, err := a.Answer(nctx, Request{Question: question}); err != nil {
 			// Ollama logs that line when a request it kept waiting for a slot is given up: the

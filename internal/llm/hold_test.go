@@ -2,8 +2,14 @@ package llm
 
 import (
 	"context"
+	"encoding/json"
+	"net/http"
+	"net/http/httptest"
+	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/ollama/ollama/api"
 )
 
 // Holds: while a user waits for a first token, no background call starts, in either pool;
@@ -50,9 +56,7 @@ func TestGateHoldLapses(t *testing.T) {
 		t.Fatal(err)
 	}
 	rel()
-	if s, _ := g.state(); s.Holds != 0 {
-		t.Fatalf("hold still counted after lapsing: %+v", s)
-	}
+	waitGate(t, g, func(s gateState) bool { return s.Holds == 0 }) // the hold lapses
 	release() // after the lapse: no double decrement
 	if s, _ := g.state(); s.Holds != 0 {
 		t.Fatalf("holds %d after release following the lapse", s.Holds)
@@ -175,3 +179,72 @@ func TestEmbedBackgroundBatchesSizedByPace(t *testing.T) {
 }
 
 func chanOf(c chan struct{}) <-chan struct{} { return c }
+
+// Questions arriving faster than maxYield keep some hold active all the time: background work
+// still gets one call through every maxYield instead of starving.
+func TestGateOverlappingHoldsSlowButNeverStopBackground(t *testing.T) {
+	g := newGate("embed", 2, 1, 8, 8, 40*time.Millisecond, nil)
+	stop := make(chan struct{})
+	defer close(stop)
+	g.hold()
+	go func() {
+		tick := time.NewTicker(10 * time.Millisecond)
+		defer tick.Stop()
+		for {
+			select {
+			case <-stop:
+				return
+			case <-tick.C:
+				g.hold() // never released: each lapses after maxYield, the next already holds
+			}
+		}
+	}()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	for i := range 3 {
+		rel, err := g.acquire(ctx, Background, true)
+		if err != nil {
+			t.Fatalf("background call %d starved under overlapping holds: %v", i, err)
+		}
+		if s, _ := g.state(); s.Holds == 0 {
+			t.Logf("call %d admitted in a gap between holds", i)
+		}
+		rel()
+	}
+}
+
+func TestEmbedPaceClampsAStalledBatch(t *testing.T) {
+	p := embedPace{perText: 100 * time.Millisecond}
+	p.observe(1, 10*time.Second) // counted as 4 × 100 ms
+	if p.perText != 175*time.Millisecond {
+		t.Errorf("estimate %s after one stalled batch, want 175ms", p.perText)
+	}
+}
+
+// The pace is Ollama's own time without the model load, so the load in the first call does
+// not shrink the batches after it.
+func TestEmbedPaceUsesOllamaTimeWithoutLoad(t *testing.T) {
+	var calls atomic.Int32
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		var req api.EmbedRequest
+		_ = json.NewDecoder(r.Body).Decode(&req)
+		n := len(req.Input.([]any))
+		load := time.Duration(0)
+		if calls.Add(1) == 1 {
+			load = 5 * time.Second
+		}
+		resp := api.EmbedResponse{Model: req.Model, LoadDuration: load, TotalDuration: load + time.Duration(n)*30*time.Millisecond}
+		for range n {
+			resp.Embeddings = append(resp.Embeddings, []float32{1, 0})
+		}
+		_ = json.NewEncoder(w).Encode(resp)
+	}))
+	defer srv.Close()
+	c := New(Options{BaseURL: srv.URL})
+	if _, err := c.Embed(context.Background(), Background, "e", texts(4)); err != nil {
+		t.Fatal(err)
+	}
+	if c.pace.perText != 30*time.Millisecond {
+		t.Errorf("pace %s, want Ollama's 30ms per text without the 5 s load", c.pace.perText)
+	}
+}

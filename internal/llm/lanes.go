@@ -21,9 +21,10 @@ import (
 //     the caller time out later;
 //   - while a hold is active (a user waits for a first token, see Ollama.HoldBackground), no
 //     background call is admitted, even to a free slot: Ollama's models share one GPU (or the
-//     CPU), so a background batch started now would slow the user's prefill. A hold lapses
-//     after maxYield, so a stuck answer cannot stop background work. Calls already running
-//     are never interrupted.
+//     CPU), so a background batch started now would slow the user's prefill. Background is
+//     slowed, never stopped: a hold lapses after maxYield (a stuck answer), and while holds
+//     overlap without a break, one background call is let through every maxYield. Calls
+//     already running are never interrupted.
 //
 // Holding a slot means a request is in flight at Ollama. Ollama itself queues without limit for
 // an already loaded model, so this gate, not Ollama, is where back-pressure and priority live.
@@ -35,6 +36,10 @@ type gate struct {
 	maxYield time.Duration
 
 	holds int // active holds: background admissions pause while > 0
+	// pass lets one background call through a hold; yieldTimer grants it after maxYield of
+	// uninterrupted holds.
+	pass       bool
+	yieldTimer *time.Timer
 
 	mu       sync.Mutex
 	inFlight [2]int
@@ -89,6 +94,7 @@ func (g *gate) acquire(ctx context.Context, lane Lane, mayReject bool) (func(), 
 	// A newcomer is admitted directly only when nobody of its lane waits (FIFO) and the rules
 	// allow it; admissibleLocked also keeps background out while interactive work waits.
 	if g.queue[lane].Len() == 0 && g.admissibleLocked(lane) {
+		g.useAdmissionLocked(lane)
 		g.inFlight[lane]++
 		g.publishLocked()
 		g.mu.Unlock()
@@ -153,7 +159,7 @@ func (g *gate) admissibleLocked(lane Lane) bool {
 	if lane == Interactive {
 		return true
 	}
-	return g.queue[Interactive].Len() == 0 && g.holds == 0
+	return g.queue[Interactive].Len() == 0 && (g.holds == 0 || g.pass)
 }
 
 // hold pauses background admissions until the returned function is called (safe to call more
@@ -162,6 +168,9 @@ func (g *gate) admissibleLocked(lane Lane) bool {
 func (g *gate) hold() func() {
 	g.mu.Lock()
 	g.holds++
+	if g.holds == 1 {
+		g.armYieldLocked()
+	}
 	g.publishLocked()
 	g.mu.Unlock()
 	var once sync.Once
@@ -169,6 +178,12 @@ func (g *gate) hold() func() {
 		once.Do(func() {
 			g.mu.Lock()
 			g.holds--
+			if g.holds == 0 {
+				g.pass = false
+				if g.yieldTimer != nil {
+					g.yieldTimer.Stop()
+				}
+			}
 			g.dispatchLocked()
 			g.publishLocked()
 			g.mu.Unlock()
@@ -198,8 +213,40 @@ func (g *gate) dispatchLocked() {
 	}
 }
 
+// armYieldLocked starts the maxYield countdown to the next background pass.
+func (g *gate) armYieldLocked() {
+	if g.maxYield <= 0 {
+		return
+	}
+	if g.yieldTimer == nil {
+		g.yieldTimer = time.AfterFunc(g.maxYield, g.yieldPass)
+		return
+	}
+	g.yieldTimer.Reset(g.maxYield)
+}
+
+func (g *gate) yieldPass() {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	if g.holds > 0 {
+		g.pass = true
+		g.dispatchLocked()
+		g.publishLocked()
+	}
+}
+
+// useAdmission records that a background call was admitted: a pass is spent, and the next one
+// comes maxYield later if the holds go on.
+func (g *gate) useAdmissionLocked(lane Lane) {
+	if lane == Background && g.pass {
+		g.pass = false
+		g.armYieldLocked()
+	}
+}
+
 func (g *gate) grantLocked(lane Lane) {
 	w := g.queue[lane].Remove(g.queue[lane].Front()).(*waiter)
+	g.useAdmissionLocked(lane)
 	w.granted = true
 	g.inFlight[lane]++
 	close(w.ready)

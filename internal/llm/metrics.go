@@ -51,7 +51,7 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 
 	holds := prometheus.NewGauge(prometheus.GaugeOpts{
 		Name: "rag_llm_background_holds",
-		Help: "Questions waiting for their first token, during which background calls are not admitted (HoldBackground).",
+		Help: "Answers that asked background calls to wait (HoldBackground: from the question's embedding to the first token). Each pause lapses after MaxYield even while the answer still counts here.",
 	})
 
 	queued = register(reg, queued)

@@ -194,7 +194,8 @@ type Ollama struct {
 }
 
 // embedPace is a moving estimate of how long Ollama takes per embedded text in background
-// batches (queueing at Ollama included: a busier Ollama gets smaller batches).
+// batches: its own time for the batch (total_duration less load_duration, so a model load does
+// not shrink every later batch), or the call's wall time when Ollama does not report it.
 type embedPace struct {
 	mu      sync.Mutex
 	perText time.Duration // 0 until the first batch returned
@@ -211,6 +212,8 @@ func (p *embedPace) observe(texts int, took time.Duration) {
 		p.perText = per
 		return
 	}
+	// One stalled batch moves the estimate at most 4x, so it recovers in a few calls.
+	per = min(per, 4*p.perText)
 	p.perText = (3*p.perText + per) / 4
 }
 
@@ -451,11 +454,14 @@ func (e *embedCall) run(ctx context.Context, lo, hi, attempt int) error {
 		}
 		e.admitted.Store(true)
 		start := time.Now()
-		vecs, err := e.once(ctx, lo, hi)
+		vecs, work, err := e.once(ctx, lo, hi)
 		release() // never hold a slot through a backoff
 		if err == nil {
 			if e.lane == Background {
-				o.pace.observe(hi-lo, time.Since(start))
+				if work <= 0 {
+					work = time.Since(start)
+				}
+				o.pace.observe(hi-lo, work)
 			}
 			return e.store(lo, hi, vecs)
 		}
@@ -484,8 +490,9 @@ func (e *embedCall) run(ctx context.Context, lo, hi, attempt int) error {
 	}
 }
 
-// once is one /api/embed attempt, bounded by CallTimeout.
-func (e *embedCall) once(ctx context.Context, lo, hi int) ([][]float32, error) {
+// once is one /api/embed attempt, bounded by CallTimeout. work is Ollama's own time for it
+// without a model load (0 when not reported).
+func (e *embedCall) once(ctx context.Context, lo, hi int) (vecs [][]float32, work time.Duration, err error) {
 	o := e.o
 	truncate := true // a chunk over the model's context is cut, not refused
 	body, err := json.Marshal(api.EmbedRequest{
@@ -495,27 +502,27 @@ func (e *embedCall) once(ctx context.Context, lo, hi int) ([][]float32, error) {
 		Truncate:  &truncate,
 	})
 	if err != nil {
-		return nil, err
+		return nil, 0, err
 	}
 	ctx, cancel := context.WithTimeout(ctx, o.opts.CallTimeout)
 	defer cancel()
 	defer o.observe("embed", time.Now())
 	resp, err := o.post(ctx, "embed", "api/embed", body)
 	if err != nil {
-		return nil, err
+		return nil, 0, err
 	}
 	defer drainClose(resp.Body)
 	var r api.EmbedResponse
 	if err := json.NewDecoder(resp.Body).Decode(&r); err != nil {
 		if errors.Is(err, io.ErrUnexpectedEOF) || ctx.Err() != nil {
-			return nil, fmt.Errorf("reading answer: %w", errors.Join(err, ctx.Err()))
+			return nil, 0, fmt.Errorf("reading answer: %w", errors.Join(err, ctx.Err()))
 		}
-		return nil, fmt.Errorf("decoding answer: %w", err)
+		return nil, 0, fmt.Errorf("decoding answer: %w", err)
 	}
 	if len(r.Embeddings) != hi-lo {
-		return nil, fmt.Errorf("ollama returned %d embeddings for %d inputs", len(r.Embeddings), hi-lo)
+		return nil, 0, fmt.Errorf("ollama returned %d embeddings for %d inputs", len(r.Embeddings), hi-lo)
 	}
-	return r.Embeddings, nil
+	return r.Embeddings, r.TotalDuration - r.LoadDuration, nil
 }
 
 func (e *embedCall) store(lo, hi int, vecs [][]float32) error {

@@ -17,8 +17,8 @@ type holdingLLM struct {
 	*fakeLLM
 	embedErr error // returned by Embed when set
 	mu       sync.Mutex
-	held   int
-	events []string
+	held     int
+	events   []string
 }
 
 func (h *holdingLLM) log(e string) {

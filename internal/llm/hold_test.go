@@ -57,7 +57,7 @@ func TestGateHoldLapses(t *testing.T) {
 	}
 	rel()
 	waitGate(t, g, func(s gateState) bool { return s.Holds == 0 }) // the hold lapses
-	release() // after the lapse: no double decrement
+	release()                                                      // after the lapse: no double decrement
 	if s, _ := g.state(); s.Holds != 0 {
 		t.Fatalf("holds %d after release following the lapse", s.Holds)
 	}

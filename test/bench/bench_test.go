@@ -6,6 +6,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"runtime"
 	"strings"
 	"testing"
 	"time"
@@ -85,6 +86,9 @@ func TestBenchMiniature(t *testing.T) {
 		if p.PeakRSSMiB <= 0 {
 			t.Errorf("%s: no peak RSS", p.Strategy)
 		}
+		if runtime.GOOS == "linux" && p.CPUSeconds <= 0 {
+			t.Errorf("%s: no CPU time measured during the ingest", p.Strategy)
+		}
 		t.Logf("%s: %d/%d ready, %.2f chunks/s (%.2f of limit), healthz p99 %s, TTFT idle p95 %s; %s", p.Strategy, p.DocsReady, p.Docs,
 			p.ChunksPerSec, p.RatioToLimit, fmtMs(p.Health.P99), fmtMs(p.ChatIdle.P95), p.ChatPath)
 	}
@@ -155,5 +159,20 @@ func TestReportFiles(t *testing.T) {
 	}
 	if fi, err := os.Stat(filepath.Join(dir, "bench.png")); err != nil || fi.Size() < 1000 {
 		t.Errorf("bench.png: %v", err)
+	}
+}
+
+func TestCPUSecondsOfThisProcess(t *testing.T) {
+	if runtime.GOOS != "linux" {
+		t.Skip("/proc/<pid>/stat is Linux's")
+	}
+	before := cpuSeconds(os.Getpid())
+	x := 0
+	for start := time.Now(); time.Since(start) < 150*time.Millisecond; {
+		x++
+	}
+	after := cpuSeconds(os.Getpid())
+	if after <= before || after-before > 5 {
+		t.Errorf("CPU seconds %v then %v around 150 ms of spinning (%d)", before, after, x)
 	}
 }

@@ -74,6 +74,9 @@ type phaseResult struct {
 	TTFTRatio  float64      `json:"ttftP95IngestOverIdle"`
 	ChatPath   string       `json:"chatPath"`
 	PeakRSSMiB float64      `json:"peakRSSMiB"`
+	// CPUSeconds is the measured process's CPU time (user + system) during the ingest: what it
+	// took from cores that Ollama needs too.
+	CPUSeconds float64 `json:"cpuSecondsIngest"`
 
 	// With --enrich: documents ready and summarised/tagged, per minute.
 	Enriched         int     `json:"enriched,omitempty"`
@@ -99,6 +102,8 @@ type target interface {
 	finish(ctx context.Context, r *phaseResult)
 	// stop ends the process and returns its peak RSS in MiB.
 	stop() float64
+	// pid is the process measured (its CPU time during the ingest).
+	pid() int
 }
 
 // runPhase ingests the corpus through tg while probing health and chat, then asks the idle
@@ -114,6 +119,7 @@ func runPhase(ctx context.Context, cfg config, tg target, r *phaseResult, questi
 	r.ChatPath = tg.chat().path()
 	r.HealthPath = tg.healthURL()
 
+	cpu0 := cpuSeconds(tg.pid())
 	tg.begin(ctx, t0)
 	deadline := time.NewTimer(cfg.PhaseTimeout)
 	defer deadline.Stop()
@@ -142,6 +148,9 @@ func runPhase(ctx context.Context, cfg config, tg target, r *phaseResult, questi
 		break
 	}
 	ingestEnd := time.Since(t0).Seconds()
+	if cpu1 := cpuSeconds(tg.pid()); cpu1 > 0 {
+		r.CPUSeconds = cpu1 - cpu0
+	}
 	r.LoadAvg[1] = loadAvg()
 	stopProbes()
 	waitHealth()
@@ -351,6 +360,7 @@ func (s *serverTarget) finish(ctx context.Context, r *phaseResult) {
 }
 
 func (s *serverTarget) stop() float64 { return s.srv.stop() }
+func (s *serverTarget) pid() int      { return s.srv.cmd.Process.Pid }
 
 // ---- the baseline app (child process) ----
 
@@ -470,3 +480,4 @@ func (b *baselineTarget) finish(ctx context.Context, r *phaseResult) {
 }
 
 func (b *baselineTarget) stop() float64 { return stopProcess(b.cmd, b.done) }
+func (b *baselineTarget) pid() int      { return b.cmd.Process.Pid }

@@ -112,6 +112,7 @@ func reportNotes(r *report) []string {
 		"Chat TTFT is the time from sending a question to the first answer token: during ingest one question every 2 s (at most 4 outstanding), idle the same questions after the ingest has finished. Questions are distinct, so no answer cache helps.",
 		"control p99 is the same 100 ms probe, at the same time, against a bare handler in the bench's own process: what the machine alone adds (on 2 cores Ollama's CPU inference competes with everything else; on the DGX Spark it runs on the GPU).",
 		"Peak RSS is the process's ru_maxrss (Go RSS for the baseline emulation, not Python's).",
+		"App CPU during ingest is the process's user + system CPU time from the first upload to the last document done (from /proc/<pid>/stat), and per chunk: on this 2-core machine it is time taken from Ollama's cores.",
 		"Ollama runs the guide's §1 settings (NUM_PARALLEL varied, MAX_LOADED_MODELS 3, FLASH_ATTENTION 1, KEEP_ALIVE 24h, LOAD_TIMEOUT 10m) except OLLAMA_KV_CACHE_TYPE (q8_0 cannot hold the tiny qwen3's 16-wide heads) and, unless -multiuser-cache, OLLAMA_MULTIUSER_CACHE: with it Ollama 0.24's llama.cpp runner aborts with GGML_ASSERT(is_full && \"seq_cp() is only supported for full KV buffers\") as soon as two deepseek-r1-rag (tagging) requests run in parallel at NUM_PARALLEL 4, so every parallel tag call fails; without it they succeed.",
 		"The embedding model runs one request at a time whatever NUM_PARALLEL says (Ollama: embedding models always get one slot), so NUM_PARALLEL changes only chat and enrichment.",
 	}
@@ -127,7 +128,7 @@ func reportNotes(r *report) []string {
 // markdownTable is the per-strategy table.
 func markdownTable(r *report) string {
 	var b strings.Builder
-	b.WriteString("| NUM_PARALLEL | strategy | docs/min | chunks/s | × limit | embed calls | failed / timed out | /healthz p50 / p99 / max | control p99 | chat TTFT p50 / p95 ingest | chat TTFT p50 / p95 idle | peak RSS |\n")
+	b.WriteString("| NUM_PARALLEL | strategy | docs/min | chunks/s | × limit | embed calls | failed / timed out | /healthz p50 / p99 / max | control p99 | chat TTFT p50 / p95 ingest | chat TTFT p50 / p95 idle | peak RSS | app CPU during ingest |\n")
 	b.WriteString("|---|---|---|---|---|---|---|---|---|---|---|---|\n")
 	for _, np := range r.Settings.NumParallel {
 		if l := r.limit(np); l != nil {
@@ -142,10 +143,10 @@ func markdownTable(r *report) string {
 			if p.Strategy == stratEnrich {
 				dpm = fmt.Sprintf("%.1f (%.1f enriched)", p.DocsPerMin, p.EnrichDocsPerMin)
 			}
-			fmt.Fprintf(&b, "| %d | %s | %s | %.2f | %s | %d | %d / %d | %s / %s / %s | %s | %s / %s | %s / %s | %.0f MiB |\n",
+			fmt.Fprintf(&b, "| %d | %s | %s | %.2f | %s | %d | %d / %d | %s / %s / %s | %s | %s / %s | %s / %s | %.0f MiB | %s |\n",
 				np, p.Strategy, dpm, p.ChunksPerSec, fmtRatio(p.RatioToLimit), p.EmbedCalls, p.DocsFailed, p.DocsTimedOut,
 				fmtMs(p.Health.P50), fmtMs(p.Health.P99), fmtMs(p.Health.Max), fmtMs(p.Control.P99),
-				fmtMs(p.ChatIngest.P50), fmtMs(p.ChatIngest.P95), fmtMs(p.ChatIdle.P50), fmtMs(p.ChatIdle.P95), p.PeakRSSMiB)
+				fmtMs(p.ChatIngest.P50), fmtMs(p.ChatIngest.P95), fmtMs(p.ChatIdle.P50), fmtMs(p.ChatIdle.P95), p.PeakRSSMiB, fmtCPU(p))
 		}
 	}
 	return b.String()
@@ -339,4 +340,15 @@ func sanitize(r *report) *report {
 		}
 	}
 	return r
+}
+
+// fmtCPU is the app's CPU time during the ingest, in all and per chunk.
+func fmtCPU(p *phaseResult) string {
+	if p.CPUSeconds <= 0 {
+		return "–"
+	}
+	if p.Chunks == 0 {
+		return fmt.Sprintf("%.1f s", p.CPUSeconds)
+	}
+	return fmt.Sprintf("%.1f s (%.1f ms/chunk)", p.CPUSeconds, p.CPUSeconds/float64(p.Chunks)*1000)
 }

@@ -136,6 +136,17 @@ func newApp(ctx context.Context, cfg serverconfig.Config, opts options, log *slo
 		MaxQueued:     cfg.Limits.MaxQueuedDocuments,
 		Logger:        log,
 	}, a.st, a.parser, a.llm, ingestVec, ingest.NewMetrics(reg))
+	// The PDF engine compiles PDFium in the background at start (seconds of CPU on a small
+	// machine, once per data volume thanks to its cache): this says when it is done.
+	reg.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+		Name: "rag_pdf_engine_ready",
+		Help: "1 once the PDF engine (PDFium in WebAssembly) is compiled and ready, 0 while it compiles at start.",
+	}, func() float64 {
+		if a.parser.PDFReady() {
+			return 1
+		}
+		return 0
+	}))
 
 	a.ready = httpapi.NewReadiness(opts.probeInterval, 2*time.Second,
 		httpapi.Check{Name: "store", Probe: a.st.Ping},

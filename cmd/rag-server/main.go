@@ -16,6 +16,7 @@ import (
 	"net"
 	"os"
 	"os/signal"
+	"runtime/pprof"
 	"syscall"
 	"time"
 
@@ -44,6 +45,7 @@ func run(ctx context.Context, args []string, stderr io.Writer) int {
 	fs.DurationVar(&o.probeInterval, "probe-interval", 5*time.Second, "how often /readyz's dependency probes run")
 	fs.IntVar(&o.answerCacheSize, "answer-cache-size", 0, "answers kept in the exact-question answer cache, emptied whenever the knowledge base changes; 0 turns it off")
 	logLevel := fs.String("log-level", "info", "debug, info, warn or error")
+	cpuProfile := fs.String("cpu-profile", "", "write a Go CPU profile of the whole run to this file at shutdown (diagnostics)")
 	if err := fs.Parse(args); err != nil {
 		return 2
 	}
@@ -76,6 +78,22 @@ func run(ctx context.Context, args []string, stderr io.Writer) int {
 	if o.answerCacheSize < 0 {
 		fmt.Fprintln(stderr, "--answer-cache-size must be 0 (off) or more")
 		return 2
+	}
+
+	if *cpuProfile != "" {
+		f, err := os.Create(*cpuProfile)
+		if err != nil {
+			fmt.Fprintf(stderr, "--cpu-profile: %v\n", err)
+			return 2
+		}
+		if err := pprof.StartCPUProfile(f); err != nil {
+			fmt.Fprintf(stderr, "--cpu-profile: %v\n", err)
+			return 2
+		}
+		defer func() {
+			pprof.StopCPUProfile()
+			_ = f.Close()
+		}()
 	}
 
 	ctx, stop := signal.NotifyContext(ctx, syscall.SIGTERM, os.Interrupt)

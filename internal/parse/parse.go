@@ -152,6 +152,9 @@ func New(opts Options) *Parser {
 // WarmUp starts the PDF engine now so the first PDF upload does not wait for it.
 func (p *Parser) WarmUp(ctx context.Context) error { return p.pdf.start(ctx) }
 
+// PDFReady reports whether the PDF engine is compiled and ready (WarmUp or a first PDF done).
+func (p *Parser) PDFReady() bool { return p.pdf.ready() }
+
 // Close releases the PDF engine.
 func (p *Parser) Close() error { return p.pdf.close() }
 

@@ -78,6 +78,12 @@ func (e *pdfEngine) start(context.Context) error {
 	return nil
 }
 
+func (e *pdfEngine) ready() bool {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	return e.pool != nil
+}
+
 func (e *pdfEngine) close() error {
 	e.mu.Lock()
 	defer e.mu.Unlock()

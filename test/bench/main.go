@@ -93,10 +93,12 @@ type config struct {
 	Keep bool
 	// ServerLogLevel is the rag-server's --log-level ("info" logs every answer with its timings).
 	ServerLogLevel string
-	Command        string // how the figures are reproduced, printed in the report
-	Verbose        bool
-	DryRun         bool // print the corpus and exit
-	Log            io.Writer
+	// ServerCPUProfile makes each server phase write cpu.pprof into its work directory.
+	ServerCPUProfile bool
+	Command          string // how the figures are reproduced, printed in the report
+	Verbose          bool
+	DryRun           bool // print the corpus and exit
+	Log              io.Writer
 }
 
 func defaultConfig() config {
@@ -156,6 +158,7 @@ func parseFlags(args []string, stderr io.Writer) (config, error) {
 	fs.StringVar(&c.Name, "name", c.Name, "file name stem of the results")
 	fs.StringVar(&c.ServerBin, "server-bin", "", "prebuilt rag-server binary (default: go build ./cmd/rag-server)")
 	fs.BoolVar(&c.Keep, "keep", false, "keep the work directory (server configs, data and logs per phase) and print its path")
+	fs.BoolVar(&c.ServerCPUProfile, "server-cpu-profile", false, "have the rag-server write a CPU profile (cpu.pprof) into each phase's work directory (with -keep)")
 	fs.StringVar(&c.ServerLogLevel, "server-log-level", "warn", "the rag-server's --log-level (info logs every answer with its first-token time)")
 	fs.BoolVar(&c.Verbose, "v", false, "log progress details")
 	fs.BoolVar(&c.DryRun, "dry-run", false, "generate the corpus, print its size and exit")

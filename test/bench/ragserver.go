@@ -83,7 +83,7 @@ type serverProc struct {
 	logPath string
 }
 
-func startServer(ctx context.Context, bin, dir string, cfg serverconfig.Config, enrich bool, logLevel string) (*serverProc, error) {
+func startServer(ctx context.Context, bin, dir string, cfg serverconfig.Config, enrich bool, logLevel string, cpuProfile bool) (*serverProc, error) {
 	cfgPath := filepath.Join(dir, "config.json")
 	if err := os.WriteFile(cfgPath, cfg.Marshal(), 0o600); err != nil {
 		return nil, err
@@ -100,6 +100,9 @@ func startServer(ctx context.Context, bin, dir string, cfg serverconfig.Config, 
 	defer logf.Close()
 	s.cmd = exec.Command(bin, "--config", cfgPath, "--insecure-no-auth", "--enrich="+strconv.FormatBool(enrich),
 		"--listen", addr, "--data-dir", cfg.DataDir, "--log-level", cmp.Or(logLevel, "warn"))
+	if cpuProfile {
+		s.cmd.Args = append(s.cmd.Args, "--cpu-profile", filepath.Join(dir, "cpu.pprof"))
+	}
 	s.cmd.Stdout, s.cmd.Stderr = logf, logf
 	s.cmd.SysProcAttr = childProcAttr()
 	if err := s.cmd.Start(); err != nil {
@@ -335,4 +338,29 @@ func documentCounts(ctx context.Context, c *http.Client, base string) (counts, e
 		}
 	}
 	return counts, errs, last, nil
+}
+
+// waitPDFEngine waits until the server reports rag_pdf_engine_ready 1 and returns how long
+// that took; a server without the metric is not waited for.
+func waitPDFEngine(ctx context.Context, base string, timeout time.Duration) (time.Duration, error) {
+	start := time.Now()
+	client := probeClient()
+	for {
+		m, err := scrape(ctx, client, base)
+		if err != nil {
+			return time.Since(start), err
+		}
+		v, ok := m["rag_pdf_engine_ready"]
+		if !ok || v == 1 {
+			return time.Since(start), nil
+		}
+		if time.Since(start) > timeout {
+			return time.Since(start), fmt.Errorf("not ready after %s: the ingest ran while it compiled", timeout)
+		}
+		select {
+		case <-ctx.Done():
+			return time.Since(start), ctx.Err()
+		case <-time.After(100 * time.Millisecond):
+		}
+	}
 }

@@ -35,15 +35,14 @@ type gate struct {
 	maxQueue [2]int // most waiters a lane may have
 	maxYield time.Duration
 
+	mu    sync.Mutex
 	holds int // active holds: background admissions pause while > 0
 	// pass lets one background call through a hold; yieldTimer grants it after maxYield of
 	// uninterrupted holds.
 	pass       bool
 	yieldTimer *time.Timer
-
-	mu       sync.Mutex
-	inFlight [2]int
-	queue    [2]*list.List // of *waiter
+	inFlight   [2]int
+	queue      [2]*list.List // of *waiter
 	// changed is closed and replaced on every state change. Tests wait on it to observe "the
 	// call is queued now" without sleeping; nothing else reads it.
 	changed chan struct{}

@@ -64,9 +64,10 @@ type Options struct {
 	// Ollama's single embedding slot, so this bounds that wait on any hardware: a fast GPU keeps
 	// full batches, a CPU gets small ones. Default 250ms; negative: always EmbedBatchSize.
 	BackgroundCallTarget time.Duration
-	// MaxYield is the longest a background call defers to HoldBackground (a user waiting for
-	// a first token) before it is admitted anyway, so a steady stream of questions slows
-	// background work without stopping it. Default 2s; negative turns holds off.
+	// MaxYield bounds HoldBackground (a user waiting for a first token): a hold lapses after
+	// it, and while holds overlap without a break one background call is let through every
+	// MaxYield, so a steady stream of questions slows background work without stopping it.
+	// Default 2s; negative turns holds off.
 	MaxYield time.Duration
 	// EmbedDimension, when set, is the vector length every embedding must have (the collection's
 	// size); 0 checks only that all vectors of a call agree.
@@ -250,8 +251,8 @@ func New(cfg Options) *Ollama {
 }
 
 // HoldBackground pauses the admission of background calls, in both pools, until release is
-// called (safe to call more than once); a background call that has deferred for MaxYield goes
-// ahead anyway. The answer path holds from the question's embedding to the first answer token:
+// called (safe to call more than once) or MaxYield has passed; under overlapping holds one
+// background call still goes through every MaxYield. The answer path holds from the question's embedding to the first answer token:
 // Ollama's models share one GPU (or the CPU), so an ingest batch or a summary started in that
 // window would lengthen the prefill the user is waiting for. Running calls are not interrupted.
 func (o *Ollama) HoldBackground() (release func()) {

@@ -56,9 +56,14 @@ func (p *Pipeline) enrichWorker(ctx context.Context) {
 
 func (p *Pipeline) enrich(ctx context.Context, d store.Document) (string, []string, error) {
 	var errs []error
+	// Thinking off: Ollama turns it on for models that can think (qwen3, deepseek-r1), and the
+	// reasoning would spend the token budget (and minutes of GPU) before a summary or a tag list
+	// is written; neither needs it. Models that cannot think accept false.
+	think := false
 	summary, err := p.llm.Chat(ctx, llm.Background, llm.ChatRequest{
 		Model:     p.cfg.SummaryModel,
 		MaxTokens: summaryTokens,
+		Think:     &think,
 		Messages: []llm.Message{
 			{Role: "system", Content: "You summarise documents. Answer with at most three plain sentences, no preamble."},
 			{Role: "user", Content: "Document: " + d.Name + "\n\n" + d.Excerpt},
@@ -71,6 +76,7 @@ func (p *Pipeline) enrich(ctx context.Context, d store.Document) (string, []stri
 	resp, err := p.llm.Chat(ctx, llm.Background, llm.ChatRequest{
 		Model:     p.cfg.TaggingModel,
 		MaxTokens: tagTokens,
+		Think:     &think,
 		Messages: []llm.Message{
 			{Role: "system", Content: `You label documents. Answer only with a JSON array of 3 to 6 short lowercase topic tags, e.g. ["finance","quarterly report"].`},
 			{Role: "user", Content: "Document: " + d.Name + "\n\n" + truncate(d.Excerpt, 4000)},

@@ -289,6 +289,17 @@ func TestEnrichment(t *testing.T) {
 	if got.Enrich != store.EnrichDone || got.Summary == "" || !slices.Equal(got.AutoTags, []string{"alpha", "beta"}) {
 		t.Fatalf("enriched %+v", got)
 	}
+	// Summary and tags ask a thinking model not to think: its reasoning would use up their
+	// token budgets and leave them empty.
+	reqs := e.llm.ChatRequests()
+	if len(reqs) != 2 {
+		t.Fatalf("%d chat calls for one document, want summary and tags", len(reqs))
+	}
+	for _, r := range reqs {
+		if r.Think == nil || *r.Think || r.MaxTokens <= 0 {
+			t.Errorf("%s call: think %v, max tokens %d; want thinking off and a budget", r.Model, r.Think, r.MaxTokens)
+		}
+	}
 	// A failing model is recorded and the document stays ready.
 	e.llm.SetChatErr(errors.New("no background slot"))
 	d2 := e.upload("b.txt", []byte(words(50, "v")))

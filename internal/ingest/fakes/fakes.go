@@ -27,7 +27,15 @@ type LLM struct {
 	inFlight    int
 	MaxInFlight int
 	Lanes       []llm.Lane
+	Chats       []llm.ChatRequest // every Chat request, in order
 	Texts       int
+}
+
+// ChatRequests returns a copy of the Chat requests so far.
+func (f *LLM) ChatRequests() []llm.ChatRequest {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return append([]llm.ChatRequest(nil), f.Chats...)
 }
 
 var _ llm.Client = (*LLM)(nil)
@@ -96,6 +104,7 @@ func (f *LLM) Chat(ctx context.Context, lane llm.Lane, req llm.ChatRequest) (llm
 	f.mu.Lock()
 	err, ans := f.ChatErr, f.Answer
 	f.Lanes = append(f.Lanes, lane)
+	f.Chats = append(f.Chats, req)
 	f.mu.Unlock()
 	if err != nil {
 		return llm.ChatResponse{}, err

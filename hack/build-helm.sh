@@ -18,16 +18,8 @@ set -euo pipefail
 
 HELM_VERSION="${HELM_VERSION:-v4.3.1}"
 BIN_DIR="${HELM_BIN_DIR:-${XDG_CACHE_HOME:-$HOME/.cache}/rag-operator/bin}"
-OUT="$BIN_DIR/helm-$HELM_VERSION"
-
-if [[ -x "$OUT" ]]; then
-  echo "$OUT"
-  exit 0
-fi
-
-mkdir -p "$BIN_DIR"
-tmp="$(mktemp -d "$BIN_DIR/.helm-build.XXXXXX")"
-trap 'rm -rf "$tmp"' EXIT
+# shellcheck source=hack/lib.sh
+source "$(dirname "$0")/lib.sh"
 
 major="${HELM_VERSION#v}"; major="${major%%.*}"
 if [[ "$major" == "3" ]]; then
@@ -39,11 +31,6 @@ else
   ldflags="-s -w -X $module/internal/version.version=$HELM_VERSION -X $module/internal/version.gitTreeState=clean"
 fi
 
-echo "building helm $HELM_VERSION from the module proxy (a few minutes cold)..." >&2
-start=$SECONDS
-GOTOOLCHAIN=local CGO_ENABLED=0 GOBIN="$tmp" GOFLAGS= \
-  go install -trimpath -ldflags "$ldflags" "$module/cmd/helm@$HELM_VERSION"
-mv "$tmp/helm" "$OUT"
-echo "built $OUT in $((SECONDS - start))s" >&2
-"$OUT" version --short >&2
-echo "$OUT"
+out="$(cached_go_install helm "$HELM_VERSION" "$module/cmd/helm@$HELM_VERSION" "$ldflags" "$BIN_DIR")"
+"$out" version --short >&2
+echo "$out"

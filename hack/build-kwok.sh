@@ -16,22 +16,9 @@ set -euo pipefail
 
 KWOK_VERSION="${KWOK_VERSION:-v0.8.0}"
 BIN_DIR="${KWOK_BIN_DIR:-${XDG_CACHE_HOME:-$HOME/.cache}/rag-operator/bin}"
-OUT="$BIN_DIR/kwok-$KWOK_VERSION"
+# shellcheck source=hack/lib.sh
+source "$(dirname "$0")/lib.sh"
 
-if [[ -x "$OUT" ]]; then
-  echo "$OUT"
-  exit 0
-fi
-
-mkdir -p "$BIN_DIR"
-tmp="$(mktemp -d "$BIN_DIR/.kwok-build.XXXXXX")"
-trap 'rm -rf "$tmp"' EXIT
-
-echo "building kwok $KWOK_VERSION from the module proxy (a few minutes cold)..." >&2
-start=$SECONDS
-GOTOOLCHAIN=local CGO_ENABLED=0 GOBIN="$tmp" GOFLAGS= \
-  go install -trimpath -ldflags "-s -w" "sigs.k8s.io/kwok/cmd/kwok@$KWOK_VERSION"
-mv "$tmp/kwok" "$OUT"
-echo "built $OUT in $((SECONDS - start))s" >&2
-"$OUT" --version >&2 || true
-echo "$OUT"
+out="$(cached_go_install kwok "$KWOK_VERSION" "sigs.k8s.io/kwok/cmd/kwok@$KWOK_VERSION" "-s -w" "$BIN_DIR")"
+"$out" --version >&2 || true
+echo "$out"

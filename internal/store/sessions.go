@@ -121,15 +121,30 @@ func (s *Store) CreateSession(ctx context.Context, owner, title string, maxPerOw
 		}
 	}
 	now := s.now()
-	ss := Session{ID: uuid.NewString(), Owner: owner, Title: CleanTitle(title), CreatedAt: now, UpdatedAt: now}
+	updated, err := nextUpdatedAt(ctx, tx, owner, now.UnixMilli())
+	if err != nil {
+		return Session{}, err
+	}
+	ss := Session{ID: uuid.NewString(), Owner: owner, Title: CleanTitle(title), CreatedAt: now, UpdatedAt: time.UnixMilli(updated)}
 	if _, err := tx.ExecContext(ctx, `INSERT INTO sessions (id, owner, title, created_at, updated_at) VALUES (?, ?, ?, ?, ?)`,
-		ss.ID, ss.Owner, ss.Title, now.UnixMilli(), now.UnixMilli()); err != nil {
+		ss.ID, ss.Owner, ss.Title, now.UnixMilli(), updated); err != nil {
 		return Session{}, fmt.Errorf("store: %w", err)
 	}
 	if err := tx.Commit(); err != nil {
 		return Session{}, fmt.Errorf("store: %w", err)
 	}
 	return ss, nil
+}
+
+// nextUpdatedAt is now, or 1 ms after owner's most recently used session when that is not
+// earlier: "most recently used first" must not depend on two uses landing in different
+// milliseconds (a tie would fall back to the random id).
+func nextUpdatedAt(ctx context.Context, tx *sql.Tx, owner string, now int64) (int64, error) {
+	var last int64
+	if err := tx.QueryRowContext(ctx, `SELECT COALESCE(MAX(updated_at), 0) FROM sessions WHERE owner=?`, owner).Scan(&last); err != nil {
+		return 0, fmt.Errorf("store: %w", err)
+	}
+	return max(now, last+1), nil
 }
 
 const sessionColumns = `id, owner, title, turns, created_at, updated_at`
@@ -240,10 +255,14 @@ func (s *Store) AppendTurn(ctx context.Context, owner, id string, t Turn, maxTur
 			return Session{}, fmt.Errorf("store: %w", err)
 		}
 	}
+	updated, err := nextUpdatedAt(ctx, tx, owner, now)
+	if err != nil {
+		return Session{}, err
+	}
 	ss, err := scanSession(tx.QueryRowContext(ctx, `UPDATE sessions SET
 		turns=(SELECT COUNT(*) FROM session_turns WHERE session_id=?),
 		title=CASE WHEN title='' THEN ? ELSE title END, updated_at=?
-		WHERE id=? AND owner=? RETURNING `+sessionColumns, id, CleanTitle(t.Question), now, id, owner))
+		WHERE id=? AND owner=? RETURNING `+sessionColumns, id, CleanTitle(t.Question), updated, id, owner))
 	if err != nil {
 		return Session{}, err
 	}

@@ -146,3 +146,35 @@ func TestSessionTimestamps(t *testing.T) {
 		t.Fatalf("turns %+v", turns)
 	}
 }
+
+// Uses within one millisecond still order "most recently used first" (a tie would fall back
+// to the random id): the clock is frozen here.
+func TestSessionRecencyWithinOneMillisecond(t *testing.T) {
+	s := open(t, t.TempDir())
+	now := time.UnixMilli(1_700_000_000_000)
+	s.now = func() time.Time { return now }
+	var ids []string
+	for range 3 {
+		ss, err := s.CreateSession(ctx, "alice", "", 0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		ids = append(ids, ss.ID)
+	}
+	for _, i := range []int{2, 0, 1, 0} { // the last use of each: 2, 1, 0 (0 most recent)
+		if _, err := s.AppendTurn(ctx, "alice", ids[i], Turn{Question: "q", Answer: "a"}, 0); err != nil {
+			t.Fatal(err)
+		}
+	}
+	list, _, err := s.ListSessions(ctx, "alice", 0, 0)
+	if err != nil || len(list) != 3 {
+		t.Fatalf("list %+v %v", list, err)
+	}
+	if got := []string{list[0].ID, list[1].ID, list[2].ID}; got[0] != ids[0] || got[1] != ids[1] || got[2] != ids[2] {
+		t.Fatalf("order %v, want %v", got, ids)
+	}
+	// Another owner's sessions do not push bob's times forward.
+	if b, err := s.CreateSession(ctx, "bob", "", 0); err != nil || !b.UpdatedAt.Equal(now) {
+		t.Fatalf("bob's first session updated %v (want %v): %v", b.UpdatedAt, now, err)
+	}
+}

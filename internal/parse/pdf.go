@@ -11,6 +11,7 @@ import (
 
 	"github.com/klippa-app/go-pdfium"
 	pdferrors "github.com/klippa-app/go-pdfium/errors"
+	"github.com/klippa-app/go-pdfium/references"
 	"github.com/klippa-app/go-pdfium/requests"
 	"github.com/klippa-app/go-pdfium/webassembly"
 	"github.com/tetratelabs/wazero"
@@ -162,56 +163,58 @@ func pdfError(err error) error {
 // instance count, not by the number of uploads waiting.
 func (e *pdfEngine) validate(ctx context.Context, r io.ReaderAt, size int64) error {
 	return e.with(ctx, func(inst pdfium.Pdfium) error {
-		data, err := readAt(r, size)
+		doc, pages, err := openPDF(inst, r, size)
 		if err != nil {
 			return err
 		}
-		doc, err := inst.OpenDocument(&requests.OpenDocument{File: &data})
-		if err != nil {
-			return pdfError(err)
-		}
-		defer inst.FPDF_CloseDocument(&requests.FPDF_CloseDocument{Document: doc.Document})
-		pc, err := inst.FPDF_GetPageCount(&requests.FPDF_GetPageCount{Document: doc.Document})
-		if err != nil {
-			return pdfError(err)
-		}
-		if pc.PageCount < 1 {
+		defer inst.FPDF_CloseDocument(&requests.FPDF_CloseDocument{Document: doc})
+		if pages < 1 {
 			return fmt.Errorf("%w: the PDF has no pages", ErrMalformed)
 		}
 		return nil
 	})
 }
 
+// openPDF reads the file into the instance and opens it; the caller closes the document.
+func openPDF(inst pdfium.Pdfium, r io.ReaderAt, size int64) (references.FPDF_DOCUMENT, int, error) {
+	data, err := readAt(r, size)
+	if err != nil {
+		return "", 0, err
+	}
+	doc, err := inst.OpenDocument(&requests.OpenDocument{File: &data})
+	if err != nil {
+		return "", 0, pdfError(err)
+	}
+	pc, err := inst.FPDF_GetPageCount(&requests.FPDF_GetPageCount{Document: doc.Document})
+	if err != nil {
+		inst.FPDF_CloseDocument(&requests.FPDF_CloseDocument{Document: doc.Document})
+		return "", 0, pdfError(err)
+	}
+	return doc.Document, pc.PageCount, nil
+}
+
 // extract reads the text layer page by page; each page is a section.
 func (e *pdfEngine) extract(ctx context.Context, r io.ReaderAt, size int64, maxText int64) (Document, error) {
 	var d Document
 	err := e.with(ctx, func(inst pdfium.Pdfium) error {
-		data, err := readAt(r, size)
+		doc, pages, err := openPDF(inst, r, size)
 		if err != nil {
 			return err
 		}
-		doc, err := inst.OpenDocument(&requests.OpenDocument{File: &data})
-		if err != nil {
-			return pdfError(err)
+		defer inst.FPDF_CloseDocument(&requests.FPDF_CloseDocument{Document: doc})
+		if pages > e.maxPages {
+			return fmt.Errorf("%w: %d pages (limit %d)", ErrTooLarge, pages, e.maxPages)
 		}
-		defer inst.FPDF_CloseDocument(&requests.FPDF_CloseDocument{Document: doc.Document})
-		pc, err := inst.FPDF_GetPageCount(&requests.FPDF_GetPageCount{Document: doc.Document})
-		if err != nil {
-			return pdfError(err)
-		}
-		if pc.PageCount > e.maxPages {
-			return fmt.Errorf("%w: %d pages (limit %d)", ErrTooLarge, pc.PageCount, e.maxPages)
-		}
-		d.Pages = pc.PageCount
-		if t, err := inst.FPDF_GetMetaText(&requests.FPDF_GetMetaText{Document: doc.Document, Tag: "Title"}); err == nil {
+		d.Pages = pages
+		if t, err := inst.FPDF_GetMetaText(&requests.FPDF_GetMetaText{Document: doc, Tag: "Title"}); err == nil {
 			d.Title = t.Value
 		}
 		var total int64
-		for i := 0; i < pc.PageCount; i++ {
+		for i := 0; i < pages; i++ {
 			if ctx.Err() != nil {
 				return ctx.Err()
 			}
-			pt, err := inst.GetPageText(&requests.GetPageText{Page: requests.Page{ByIndex: &requests.PageByIndex{Document: doc.Document, Index: i}}})
+			pt, err := inst.GetPageText(&requests.GetPageText{Page: requests.Page{ByIndex: &requests.PageByIndex{Document: doc, Index: i}}})
 			if err != nil {
 				return fmt.Errorf("%w: page %d: %v", ErrMalformed, i+1, err)
 			}

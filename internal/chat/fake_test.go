@@ -2,15 +2,13 @@ package chat
 
 import (
 	"context"
-	"hash/fnv"
-	"math"
 	"strings"
 	"sync"
 	"testing"
 	"time"
-	"unicode"
 
 	"github.com/ragstack/rag-operator/internal/llm"
+	"github.com/ragstack/rag-operator/internal/llm/llmtest"
 	"github.com/ragstack/rag-operator/internal/serverconfig"
 	"github.com/ragstack/rag-operator/internal/vector"
 )
@@ -48,26 +46,7 @@ func (f *fakeLLM) Embed(ctx context.Context, lane llm.Lane, model string, texts 
 	return out, nil
 }
 
-func bagOfWords(s string) []float32 {
-	v := make([]float32, fakeDim)
-	for _, w := range strings.FieldsFunc(strings.ToLower(s), func(r rune) bool { return !unicode.IsLetter(r) && !unicode.IsDigit(r) }) {
-		h := fnv.New32a()
-		_, _ = h.Write([]byte(w))
-		v[h.Sum32()%fakeDim]++
-	}
-	var n float64
-	for _, x := range v {
-		n += float64(x * x)
-	}
-	if n == 0 {
-		v[0] = 1
-		return v
-	}
-	for i := range v {
-		v[i] /= float32(math.Sqrt(n))
-	}
-	return v
-}
+func bagOfWords(s string) []float32 { return llmtest.BagOfWords(s, fakeDim) }
 
 func (f *fakeLLM) Chat(ctx context.Context, lane llm.Lane, req llm.ChatRequest) (llm.ChatResponse, error) {
 	f.mu.Lock()

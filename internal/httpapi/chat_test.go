@@ -7,9 +7,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"hash/fnv"
 	"io"
-	"math"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -18,7 +16,6 @@ import (
 	"sync"
 	"testing"
 	"time"
-	"unicode"
 
 	"github.com/ollama/ollama/api"
 	"github.com/prometheus/client_golang/prometheus"
@@ -29,6 +26,7 @@ import (
 	"github.com/ragstack/rag-operator/internal/chunk"
 	"github.com/ragstack/rag-operator/internal/ingest"
 	"github.com/ragstack/rag-operator/internal/llm"
+	"github.com/ragstack/rag-operator/internal/llm/llmtest"
 	"github.com/ragstack/rag-operator/internal/serverconfig"
 	"github.com/ragstack/rag-operator/internal/store"
 	"github.com/ragstack/rag-operator/internal/testbed/ollamatest"
@@ -175,26 +173,7 @@ func (f *chatLLM) Embed(ctx context.Context, _ llm.Lane, _ string, texts []strin
 	return out, nil
 }
 
-func bagOfWords(s string) []float32 {
-	v := make([]float32, fakeDim)
-	for _, w := range strings.FieldsFunc(strings.ToLower(s), func(r rune) bool { return !unicode.IsLetter(r) && !unicode.IsDigit(r) }) {
-		h := fnv.New32a()
-		h.Write([]byte(w))
-		v[h.Sum32()%fakeDim]++
-	}
-	var n float64
-	for _, x := range v {
-		n += float64(x * x)
-	}
-	if n == 0 {
-		v[0] = 1
-		return v
-	}
-	for i := range v {
-		v[i] /= float32(math.Sqrt(n))
-	}
-	return v
-}
+func bagOfWords(s string) []float32 { return llmtest.BagOfWords(s, fakeDim) }
 
 func (f *chatLLM) signalLocked() {
 	if f.changed != nil {

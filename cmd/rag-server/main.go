@@ -2,9 +2,11 @@
 // Ollama embeddings and stays responsive while doing it (see internal/ingest, internal/llm).
 //
 //	rag-server --config /etc/rag-server/config.json
+//	rag-server --insecure-no-auth          # no file: every field defaulted (docs/rag-server-config.md)
 //
 // The config file is the one the operator renders (internal/serverconfig); RAG_CONFIG names it
-// when --config is not given. Exit status 2 means the config or flags were refused.
+// when --config is not given. Fields it leaves out keep their defaults; env and flags apply
+// over it before it is validated. Exit status 2 means the config or flags were refused.
 package main
 
 import (
@@ -30,13 +32,12 @@ func main() {
 func run(ctx context.Context, args []string, stderr io.Writer) int {
 	fs := flag.NewFlagSet("rag-server", flag.ContinueOnError)
 	fs.SetOutput(stderr)
-	defaultConfig := os.Getenv("RAG_CONFIG")
-	if defaultConfig == "" {
-		defaultConfig = "/etc/rag-server/config.json"
-	}
-	configPath := fs.String("config", defaultConfig, "config file (env RAG_CONFIG)")
-	listen := fs.String("listen", "", "listen address, overriding the config's listen")
-	dataDir := fs.String("data-dir", "", "data directory, overriding the config's dataDir")
+	configPath := fs.String("config", os.Getenv("RAG_CONFIG"), "config file (env RAG_CONFIG); when neither is given, "+systemConfig+
+		" if it exists, else every field takes its default (docs/rag-server-config.md)")
+	listen := fs.String("listen", os.Getenv("RAG_LISTEN"), "listen address, overriding the config's listen (env RAG_LISTEN)")
+	dataDir := fs.String("data-dir", os.Getenv("RAG_DATA_DIR"), "data directory, overriding the config's dataDir (env RAG_DATA_DIR)")
+	ollamaURL := fs.String("ollama-url", os.Getenv("RAG_OLLAMA_URL"), "Ollama's URL, overriding the config's ollama.url (env RAG_OLLAMA_URL)")
+	keysFile := fs.String("keys-file", os.Getenv("RAG_KEYS_FILE"), "API keys file, overriding the config's auth.keysFile (env RAG_KEYS_FILE)")
 	var o options
 	fs.BoolVar(&o.insecureNoAuth, "insecure-no-auth", false, "accept every request as an admin, without API keys (local use only)")
 	fs.BoolVar(&o.enrich, "enrich", true, "summarise and auto-tag documents after ingest (background lane)")
@@ -56,19 +57,18 @@ func run(ctx context.Context, args []string, stderr io.Writer) int {
 	}
 	log := slog.New(slog.NewJSONHandler(stderr, &slog.HandlerOptions{Level: level}))
 
-	cfg, err := serverconfig.Load(*configPath)
+	cfg, err := loadConfig(*configPath)
 	if err != nil {
 		fmt.Fprintf(stderr, "invalid config: %v\n", err)
 		return 2
 	}
-	if *listen != "" {
-		cfg.Listen = *listen
-	}
-	if *dataDir != "" {
-		cfg.DataDir = *dataDir
+	for _, o := range []struct{ flag, dst *string }{{listen, &cfg.Listen}, {dataDir, &cfg.DataDir}, {ollamaURL, &cfg.Ollama.URL}, {keysFile, &cfg.Auth.KeysFile}} {
+		if *o.flag != "" {
+			*o.dst = *o.flag
+		}
 	}
 	if err := cfg.Validate(); err != nil {
-		fmt.Fprintf(stderr, "invalid config after flags: %v\n", err)
+		fmt.Fprintf(stderr, "invalid config (file, then env and flags applied): %v\n", err)
 		return 2
 	}
 	if o.keysReload <= 0 || o.shutdownTimeout <= 0 || o.probeInterval <= 0 {
@@ -114,4 +114,28 @@ func run(ctx context.Context, args []string, stderr io.Writer) int {
 		return 1
 	}
 	return 0
+}
+
+// systemConfig is read when neither --config nor RAG_CONFIG names a file.
+const systemConfig = "/etc/rag-server/config.json"
+
+// loadConfig reads path over serverconfig.Default (a field the file leaves out keeps its
+// default); path "" reads systemConfig when it exists and is the defaults otherwise. It does
+// not validate: flags and env apply first.
+func loadConfig(path string) (serverconfig.Config, error) {
+	if path == "" {
+		if _, err := os.Stat(systemConfig); err != nil {
+			return serverconfig.Default(), nil
+		}
+		path = systemConfig
+	}
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return serverconfig.Config{}, err
+	}
+	cfg, err := serverconfig.Decode(serverconfig.Default(), data)
+	if err != nil {
+		return serverconfig.Config{}, fmt.Errorf("%s: %w", path, err)
+	}
+	return cfg, nil
 }

@@ -124,13 +124,49 @@ func (c Config) Marshal() []byte {
 	return buf.Bytes()
 }
 
-// Parse reads a file's bytes strictly (unknown fields are errors) and validates them.
-func Parse(data []byte) (Config, error) {
-	var c Config
+// Default is the configuration of a server started without a config file: a laptop with a
+// plain Ollama on its default port and the models under their Ollama library names, the
+// embedded vector store, the guide's limits and token budget. Every field is valid, except
+// that auth.keysFile is empty (the server then needs --insecure-no-auth or a keys file).
+func Default() Config {
+	return Config{
+		Listen:  "127.0.0.1:8080",
+		DataDir: "rag-data",
+		Ollama:  Ollama{URL: "http://127.0.0.1:11434", KeepAlive: "24h"},
+		Qdrant:  Qdrant{Collection: Collection{Name: "documents", VectorSize: 768, Distance: "Cosine"}},
+		Models:  Models{Chat: "qwen3:8b", Embedding: "nomic-embed-text", Summary: "qwen3:8b", Tagging: "qwen3:8b"},
+		Limits: Limits{EmbedConcurrency: 2, EmbedBatchSize: 32, MaxConcurrentProcessing: 3, JobWorkers: 3,
+			RagTimeout: "60s", WarmingMaxConcurrentQueries: 1, MaxQueuedDocuments: 10000},
+		Tokens:  Tokens{Context: 6000, History: 1500, System: 500, Response: 192, NumCtx: 8192},
+		Chunk:   Chunk{Size: 200, Overlap: 40},
+		Search:  Search{TopK: 8, ScoreThreshold: 0.3, MaxChunksPerDocument: 3, HNSWEf: 128},
+		Uploads: Uploads{MaxFileBytes: 100 << 20, MaxFilesPerRequest: 100, AllowedTypes: []string{"txt", "md", "html", "csv", "pdf", "docx"}},
+	}
+}
+
+// Decode reads a file's bytes strictly (unknown fields and trailing data are errors) over
+// base: a field the file leaves out keeps base's value. It does not validate.
+func Decode(base Config, data []byte) (Config, error) {
+	c := base
+	if list := c.Uploads.AllowedTypes; list != nil {
+		c.Uploads.AllowedTypes = append([]string(nil), list...)
+	}
 	dec := json.NewDecoder(bytes.NewReader(data))
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(&c); err != nil {
 		return Config{}, fmt.Errorf("config: %w", err)
+	}
+	if dec.More() {
+		return Config{}, errors.New("config: more than one JSON value")
+	}
+	return c, nil
+}
+
+// Parse reads a file's bytes strictly (unknown fields are errors) and validates them.
+func Parse(data []byte) (Config, error) {
+	c, err := Decode(Config{}, data)
+	if err != nil {
+		return Config{}, err
 	}
 	return c, c.Validate()
 }

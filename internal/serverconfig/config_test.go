@@ -1,0 +1,62 @@
+package serverconfig
+
+import (
+	"os"
+	"reflect"
+	"regexp"
+	"strings"
+	"testing"
+)
+
+func TestDefaultIsValid(t *testing.T) {
+	if err := Default().Validate(); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// TestDocumentedExampleIsTheDefault keeps docs/rag-server-config.md's example in step with
+// Default (apart from auth.keysFile, which the example sets) and parseable strictly.
+func TestDocumentedExampleIsTheDefault(t *testing.T) {
+	doc, err := os.ReadFile("../../docs/rag-server-config.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	m := regexp.MustCompile("(?s)## A complete example.*?```json\n(.*?)```").FindSubmatch(doc)
+	if m == nil {
+		t.Fatal("no example in docs/rag-server-config.md")
+	}
+	c, err := Parse(m[1])
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.Auth.KeysFile == "" {
+		t.Error("the example should show auth.keysFile")
+	}
+	c.Auth.KeysFile = ""
+	if !reflect.DeepEqual(c, Default()) {
+		t.Errorf("example differs from Default():\n%s\n%s", c.Marshal(), Default().Marshal())
+	}
+}
+
+func TestDecodeOverDefaults(t *testing.T) {
+	c, err := Decode(Default(), []byte(`{"listen": ":9090", "limits": {"ragTimeout": "2m"}, "uploads": {"allowedTypes": ["txt"]}}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.Listen != ":9090" || c.Limits.RagTimeout != "2m" || c.Limits.EmbedBatchSize != 32 || c.Models.Chat != "qwen3:8b" ||
+		strings.Join(c.Uploads.AllowedTypes, ",") != "txt" {
+		t.Fatalf("%s", c.Marshal())
+	}
+	if d := Default(); len(d.Uploads.AllowedTypes) != 6 {
+		t.Fatalf("Decode changed the defaults: %v", d.Uploads.AllowedTypes)
+	}
+	for _, bad := range []string{`{"listn": ":1"}`, `{} {}`, `[`} {
+		if _, err := Decode(Default(), []byte(bad)); err == nil {
+			t.Errorf("%s: accepted", bad)
+		}
+	}
+	// Parse is still strict about missing fields: nothing defaulted.
+	if _, err := Parse([]byte(`{"listen": ":1"}`)); err == nil || !strings.Contains(err.Error(), "dataDir") {
+		t.Fatalf("Parse of a partial file: %v", err)
+	}
+}

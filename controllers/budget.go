@@ -241,7 +241,7 @@ func (r *RagApplianceReconciler) budgetTotal(ctx context.Context, ra *ragv1.RagA
 		return t.Value(), "spec.memoryBudget.total", nil
 	}
 	nodes := &corev1.NodeList{}
-	if err := r.List(ctx, nodes, client.MatchingLabels(ra.Spec.Ollama.NodeSelector)); err != nil {
+	if err := r.List(ctx, nodes, client.MatchingLabels(placementFor(ra, componentOllama).NodeSelector)); err != nil {
 		return 0, "", err
 	}
 	var best int64

@@ -66,7 +66,7 @@ func modelJob(ra *ragv1.RagAppliance, m ragv1.ModelVariant, image string) *batch
 	l := labels(ra, componentModelSync)
 	l[variantLabel] = variantLabelValue(m.Name)
 	l[specHashLabel] = hash
-	return &batchv1.Job{
+	job := &batchv1.Job{
 		TypeMeta:   typeMeta("batch/v1", "Job"),
 		ObjectMeta: objectMetaWithLabels(ra, modelJobName(ra, m.Name, hash), l),
 		Spec: batchv1.JobSpec{
@@ -83,8 +83,6 @@ func modelJob(ra *ragv1.RagAppliance, m ragv1.ModelVariant, image string) *batch
 					SecurityContext:              restrictedPod(65532),
 					AutomountServiceAccountToken: ptr.To(false),
 					EnableServiceLinks:           ptr.To(false),
-					NodeSelector:                 ra.Spec.Ollama.NodeSelector,
-					Tolerations:                  ra.Spec.Ollama.Tolerations,
 					Containers: []corev1.Container{{
 						Name:    "model-sync",
 						Image:   image,
@@ -104,6 +102,8 @@ func modelJob(ra *ragv1.RagAppliance, m ragv1.ModelVariant, image string) *batch
 			},
 		},
 	}
+	place(&job.Spec.Template.Spec, ra, componentModelSync)
+	return job
 }
 
 // variantState is one variant's outcome of a pass.
@@ -111,6 +111,7 @@ type variantState struct {
 	status  ragv1.ModelStatus
 	running bool
 	failed  bool
+	backoff bool          // waiting out the backoff after a Job that did not leave the variant ready
 	retryIn time.Duration // a failed Job is retried this long from now
 }
 
@@ -200,18 +201,28 @@ func (r *RagApplianceReconciler) reconcileModels(ctx context.Context, s *scope) 
 }
 
 // reconcileVariant decides, for one variant, between "exists as declared", "run (or wait for)
-// its Job" and "its Job failed".
+// its Job" and "its Job failed". Every Job that does not leave the variant ready, and every
+// creation, pushes the next attempt out with exponential backoff (status.models[].retryAt), so
+// no inconsistency between Ollama and the spec can make Jobs run in a loop.
 func (r *RagApplianceReconciler) reconcileVariant(ctx context.Context, ra *ragv1.RagAppliance, oc OllamaAPI, listed *api.ListResponse,
 	m ragv1.ModelVariant, prev ragv1.ModelStatus) (variantState, string, error) {
 	v := modelspec.FromSpec(m)
 	hash := v.Hash()
 	st := ragv1.ModelStatus{Name: m.Name, SpecHash: hash}
+	if prev.SpecHash == hash {
+		st.Attempts, st.RetryAt = prev.Attempts, prev.RetryAt
+	}
 	digest := listedDigest(listed, m.Name)
+	now := r.now()
 
 	// Created earlier from this very spec and still on the server with the same digest.
 	if digest != "" && prev.Ready && prev.SpecHash == hash && prev.Digest == digest {
 		prev.LastError = ""
 		prev.Job = ""
+		if prev.RetryAt != nil && !now.Before(prev.RetryAt.Time) {
+			// Stable past its backoff window: the next loss starts from a clean slate.
+			prev.Attempts, prev.RetryAt = 0, nil
+		}
 		return variantState{status: prev}, "", nil
 	}
 
@@ -229,11 +240,25 @@ func (r *RagApplianceReconciler) reconcileVariant(ctx context.Context, ra *ragv1
 				return variantState{status: st}, "", nil
 			}
 		}
-		if err := r.applier.apply(ctx, job); err != nil {
+		if st.RetryAt != nil && now.Before(st.RetryAt.Time) {
+			st.Job = ""
+			st.LastError = orDefault(prev.LastError, "variant "+m.Name+" is missing from Ollama")
+			if !strings.Contains(st.LastError, "next attempt") {
+				st.LastError += fmt.Sprintf("; next attempt (%d) not before %s", st.Attempts+1, st.RetryAt.UTC().Format(time.RFC3339))
+			}
+			return variantState{status: st, failed: true, backoff: true, retryIn: st.RetryAt.Sub(now)}, "", nil
+		}
+		if err := r.Create(ctx, job); err != nil {
+			if apierrors.IsAlreadyExists(err) {
+				// Created by an earlier pass whose write the cache has not shown yet.
+				return variantState{status: st, running: true}, job.Name, nil
+			}
 			st.LastError = err.Error()
 			return variantState{status: st, failed: true}, job.Name, err
 		}
-		r.event(ra, corev1.EventTypeNormal, "ModelSyncStarted", "CreateJob", fmt.Sprintf("Creating variant %s from %s (Job %s)", m.Name, m.From, job.Name))
+		st.Attempts++
+		st.RetryAt = &metav1.Time{Time: now.Add(r.modelSyncBackoff(st.Attempts)).Truncate(time.Second)}
+		r.event(ra, corev1.EventTypeNormal, "ModelSyncStarted", "CreateJob", fmt.Sprintf("Creating variant %s from %s (Job %s, attempt %d)", m.Name, m.From, job.Name, st.Attempts))
 		return variantState{status: st, running: true}, job.Name, nil
 	case err != nil:
 		st.LastError = err.Error()
@@ -244,14 +269,23 @@ func (r *RagApplianceReconciler) reconcileVariant(ctx context.Context, ra *ragv1
 	case batchv1.JobComplete:
 		res, verr := modelsync.Verify(ctx, oc, v)
 		if verr != nil {
-			st.LastError = "Job " + job.Name + " completed but " + verr.Error()
+			// The Job says it created the variant, Ollama disagrees: retry with backoff.
 			st.Parameters = modelspec.Applied(res.Parameters)
-			return variantState{status: st, failed: true}, job.Name, nil
+			retryAt := jobEndedAt(live, batchv1.JobComplete).Add(r.modelSyncBackoff(st.Attempts))
+			st.LastError = fmt.Sprintf("Job %s completed but %s; next attempt (%d) not before %s", job.Name, verr.Error(), st.Attempts+1, retryAt.UTC().Format(time.RFC3339))
+			st.RetryAt = &metav1.Time{Time: retryAt}
+			if wait := retryAt.Sub(now); wait > 0 {
+				return variantState{status: st, failed: true, backoff: true, retryIn: wait}, job.Name, nil
+			}
+			if err := r.deleteJob(ctx, live); err != nil {
+				return variantState{status: st, failed: true, backoff: true}, job.Name, err
+			}
+			return variantState{status: st, failed: true, backoff: true, retryIn: 5 * time.Second}, job.Name, nil
 		}
 		st.Ready, st.Digest, st.Parameters, st.Job = true, res.Digest, modelspec.Applied(res.Parameters), ""
 		r.event(ra, corev1.EventTypeNormal, ragv1.ReasonModelsCreated, "Verify", fmt.Sprintf("Variant %s created and verified (%s)", m.Name, res.Digest))
 		// Recorded: the finished Job is no longer needed.
-		if err := r.Delete(ctx, live, client.PropagationPolicy(metav1.DeletePropagationBackground)); err != nil && !apierrors.IsNotFound(err) {
+		if err := r.deleteJob(ctx, live); err != nil {
 			return variantState{status: st}, job.Name, err
 		}
 		return variantState{status: st}, "", nil
@@ -259,8 +293,15 @@ func (r *RagApplianceReconciler) reconcileVariant(ctx context.Context, ra *ragv1
 		// The failed Job stays for its logs until the retry: then it is deleted and the next pass
 		// runs a fresh one (the registry may be back). Deleting it earlier retries at once.
 		st.LastError = "Job " + job.Name + " failed: " + r.jobFailureReason(ctx, live)
-		retryAt := jobFailedAt(live).Add(r.modelSyncRetryAfter())
-		if wait := time.Until(retryAt); wait > 0 {
+		// The configured wait, doubled for every further failure, up to 6 h.
+		wait := r.modelSyncRetryAfter()
+		for i := int32(1); i < st.Attempts && wait < 6*time.Hour; i++ {
+			wait *= 2
+		}
+		wait = max(r.modelSyncRetryAfter(), min(wait, 6*time.Hour))
+		retryAt := jobEndedAt(live, batchv1.JobFailed).Add(wait)
+		st.RetryAt = &metav1.Time{Time: retryAt}
+		if wait := retryAt.Sub(now); wait > 0 {
 			// The retry time comes from the Job's condition, so the message is the same on every
 			// pass (no status churn).
 			st.LastError += "; retrying after " + retryAt.UTC().Format(time.RFC3339)
@@ -284,12 +325,43 @@ func (r *RagApplianceReconciler) reconcileVariant(ctx context.Context, ra *ragv1
 	}
 }
 
-// jobFailedAt is when the Job was marked failed (its creation when the condition has no time).
-func jobFailedAt(j *batchv1.Job) time.Time {
+func (r *RagApplianceReconciler) deleteJob(ctx context.Context, j *batchv1.Job) error {
+	if err := r.Delete(ctx, j, client.PropagationPolicy(metav1.DeletePropagationBackground)); err != nil && !apierrors.IsNotFound(err) {
+		return err
+	}
+	return nil
+}
+
+// modelSyncBackoff is the wait after the n-th attempt: 10 s doubling, at most an hour.
+func (r *RagApplianceReconciler) modelSyncBackoff(n int32) time.Duration {
+	d := modelSyncBackoffBase
+	for i := int32(1); i < n && d < modelSyncBackoffMax; i++ {
+		d *= 2
+	}
+	return min(d, modelSyncBackoffMax)
+}
+
+const (
+	modelSyncBackoffBase = 10 * time.Second
+	modelSyncBackoffMax  = time.Hour
+)
+
+func (r *RagApplianceReconciler) now() time.Time {
+	if r.Clock != nil {
+		return r.Clock()
+	}
+	return time.Now()
+}
+
+// jobEndedAt is when the Job got its final condition (its creation when the condition has no time).
+func jobEndedAt(j *batchv1.Job, outcome batchv1.JobConditionType) time.Time {
 	for _, c := range j.Status.Conditions {
-		if c.Type == batchv1.JobFailed && c.Status == corev1.ConditionTrue && !c.LastTransitionTime.IsZero() {
+		if c.Type == outcome && c.Status == corev1.ConditionTrue && !c.LastTransitionTime.IsZero() {
 			return c.LastTransitionTime.Time
 		}
+	}
+	if j.Status.CompletionTime != nil {
+		return j.Status.CompletionTime.Time
 	}
 	return j.CreationTimestamp.Time
 }
@@ -358,7 +430,9 @@ func listedDigest(listed *api.ListResponse, name string) string {
 
 func modelsReadyState(states []variantState) state {
 	var failed, running, ready []string
+	backoff := false
 	for _, s := range states {
+		backoff = backoff || s.backoff
 		switch {
 		case s.status.Ready:
 			ready = append(ready, s.status.Name)
@@ -369,6 +443,8 @@ func modelsReadyState(states []variantState) state {
 		}
 	}
 	switch {
+	case len(failed) > 0 && backoff:
+		return falseState(ragv1.ReasonModelSyncBackoff, strings.Join(failed, "; "))
 	case len(failed) > 0:
 		return falseState(ragv1.ReasonModelSyncFailed, strings.Join(failed, "; "))
 	case len(running) > 0:

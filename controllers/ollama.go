@@ -96,19 +96,17 @@ func ollamaEnv(ra *ragv1.RagAppliance) ([]corev1.EnvVar, []string) {
 func ollamaDeployment(ra *ragv1.RagAppliance) *appsv1.Deployment {
 	o := ra.Spec.Ollama
 	env, _ := ollamaEnv(ra)
-	resources := *o.Resources.DeepCopy()
+	resources := withDefaults(o.Resources, ollamaCPURequest, ollamaMemoryRequest(ra), 0)
 	if o.GPUs > 0 {
 		gpus := *resource.NewQuantity(int64(o.GPUs), resource.DecimalSI)
 		if resources.Limits == nil {
 			resources.Limits = corev1.ResourceList{}
 		}
 		resources.Limits[gpuResource] = gpus
-		if resources.Requests != nil {
-			resources.Requests[gpuResource] = gpus
-		}
+		resources.Requests[gpuResource] = gpus
 	}
 	podLabels := labels(ra, componentOllama)
-	return &appsv1.Deployment{
+	dep := &appsv1.Deployment{
 		TypeMeta:   typeMeta("apps/v1", "Deployment"),
 		ObjectMeta: objectMeta(ra, ollamaName(ra), componentOllama),
 		Spec: appsv1.DeploymentSpec{
@@ -126,9 +124,6 @@ func ollamaDeployment(ra *ragv1.RagAppliance) *appsv1.Deployment {
 					AutomountServiceAccountToken:  ptr.To(false),
 					EnableServiceLinks:            ptr.To(false),
 					TerminationGracePeriodSeconds: ptr.To[int64](30),
-					NodeSelector:                  o.NodeSelector,
-					Tolerations:                   o.Tolerations,
-					Affinity:                      o.Affinity,
 					Containers: []corev1.Container{{
 						Name:            "ollama",
 						Image:           o.Image,
@@ -155,6 +150,8 @@ func ollamaDeployment(ra *ragv1.RagAppliance) *appsv1.Deployment {
 			},
 		},
 	}
+	place(&dep.Spec.Template.Spec, ra, componentOllama)
+	return dep
 }
 
 func ollamaService(ra *ragv1.RagAppliance) *corev1.Service {

@@ -12,6 +12,8 @@ import (
 const (
 	qdrantUID         = 1000 // the uid of Qdrant's -unprivileged images
 	qdrantStoragePath = "/qdrant/storage"
+	// Snapshots live on the data volume (a subPath of the claim), so a restart keeps them.
+	qdrantSnapshotsPath = "/qdrant/snapshots"
 )
 
 func qdrantEnv(ra *ragv1.RagAppliance) []corev1.EnvVar {
@@ -19,7 +21,7 @@ func qdrantEnv(ra *ragv1.RagAppliance) []corev1.EnvVar {
 		{Name: "QDRANT_INIT_FILE_PATH", Value: "/qdrant/init/.qdrant-initialized"},
 		{Name: "QDRANT__SERVICE__GRPC_PORT", Value: itoa(qdrantGRPCPort)},
 		{Name: "QDRANT__SERVICE__HTTP_PORT", Value: itoa(qdrantHTTPPort)},
-		{Name: "QDRANT__STORAGE__SNAPSHOTS_PATH", Value: "/qdrant/snapshots"},
+		{Name: "QDRANT__STORAGE__SNAPSHOTS_PATH", Value: qdrantSnapshotsPath},
 		{Name: "QDRANT__STORAGE__STORAGE_PATH", Value: qdrantStoragePath},
 		{Name: "QDRANT__STORAGE__TEMP_PATH", Value: "/tmp"},
 		{Name: "QDRANT__TELEMETRY_DISABLED", Value: "true"},
@@ -33,7 +35,7 @@ func qdrantEnv(ra *ragv1.RagAppliance) []corev1.EnvVar {
 func qdrantStatefulSet(ra *ragv1.RagAppliance) *appsv1.StatefulSet {
 	q := ra.Spec.Qdrant
 	env := qdrantEnv(ra)
-	return &appsv1.StatefulSet{
+	sts := &appsv1.StatefulSet{
 		TypeMeta:   typeMeta("apps/v1", "StatefulSet"),
 		ObjectMeta: objectMeta(ra, qdrantName(ra), componentQdrant),
 		Spec: appsv1.StatefulSetSpec{
@@ -66,19 +68,19 @@ func qdrantStatefulSet(ra *ragv1.RagAppliance) *appsv1.StatefulSet {
 							{Name: "grpc", ContainerPort: qdrantGRPCPort, Protocol: corev1.ProtocolTCP},
 						},
 						Env:             env,
-						Resources:       *q.Resources.DeepCopy(),
+						Resources:       withDefaults(q.Resources, qdrantCPURequest, qdrantMemoryRequest(ra), 0),
 						SecurityContext: restrictedContainer(),
 						StartupProbe:    httpProbe("/readyz", qdrantHTTPPort, 5, 60, 0),
 						ReadinessProbe:  httpProbe("/readyz", qdrantHTTPPort, 10, 3, 0),
 						LivenessProbe:   httpProbe("/livez", qdrantHTTPPort, 20, 6, 0),
 						VolumeMounts: []corev1.VolumeMount{
 							{Name: "storage", MountPath: qdrantStoragePath},
-							{Name: "snapshots", MountPath: "/qdrant/snapshots"},
+							{Name: "storage", MountPath: qdrantSnapshotsPath, SubPath: "snapshots"},
 							{Name: "init", MountPath: "/qdrant/init"},
 							{Name: "tmp", MountPath: "/tmp"},
 						},
 					}},
-					Volumes: []corev1.Volume{emptyDir("snapshots"), emptyDir("init"), emptyDir("tmp")},
+					Volumes: []corev1.Volume{emptyDir("init"), emptyDir("tmp")},
 				},
 			},
 			VolumeClaimTemplates: []corev1.PersistentVolumeClaim{{
@@ -88,6 +90,8 @@ func qdrantStatefulSet(ra *ragv1.RagAppliance) *appsv1.StatefulSet {
 			}},
 		},
 	}
+	place(&sts.Spec.Template.Spec, ra, componentQdrant)
+	return sts
 }
 
 func qdrantService(ra *ragv1.RagAppliance) *corev1.Service {

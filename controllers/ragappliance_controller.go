@@ -12,11 +12,15 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/equality"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/apimachinery/pkg/api/meta"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/builder"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/controller"
+	"sigs.k8s.io/controller-runtime/pkg/handler"
+	"sigs.k8s.io/controller-runtime/pkg/reconcile"
 	"sigs.k8s.io/controller-runtime/pkg/log"
 	"sigs.k8s.io/controller-runtime/pkg/predicate"
 	"sigs.k8s.io/controller-runtime/pkg/recorder"
@@ -40,6 +44,8 @@ type RagApplianceReconciler struct {
 	// ModelSyncRetryAfter is how long after a model-creation Job failed it is deleted and run
 	// again. Default DefaultModelSyncRetryAfter.
 	ModelSyncRetryAfter time.Duration
+	// Clock is the time source of backoffs (nil: time.Now); tests move it.
+	Clock func() time.Time
 
 	applier *applier
 	warm    warmer
@@ -61,13 +67,17 @@ type subReconciler func(ctx context.Context, s *scope) (subResult, error)
 
 // +kubebuilder:rbac:groups=rag.ragstack.dev,resources=ragappliances,verbs=get;list;watch
 // +kubebuilder:rbac:groups=rag.ragstack.dev,resources=ragappliances/status,verbs=get;update;patch
-// +kubebuilder:rbac:groups=apps,resources=deployments;statefulsets,verbs=get;list;watch;create;update;patch
+// +kubebuilder:rbac:groups=rag.ragstack.dev,resources=ragappliances/finalizers,verbs=update
+// +kubebuilder:rbac:groups=apps,resources=deployments,verbs=get;list;watch;create;update;patch
+// +kubebuilder:rbac:groups=apps,resources=statefulsets,verbs=get;list;watch;create;update;patch;delete
 // +kubebuilder:rbac:groups="",resources=services;configmaps;persistentvolumeclaims,verbs=get;list;watch;create;update;patch
 // +kubebuilder:rbac:groups="",resources=secrets,verbs=get;create
 // +kubebuilder:rbac:groups=batch,resources=jobs,verbs=get;list;watch;create;update;patch;delete
 // +kubebuilder:rbac:groups="",resources=nodes,verbs=get;list;watch
-// +kubebuilder:rbac:groups="",resources=pods,verbs=list
+// +kubebuilder:rbac:groups="",resources=pods,verbs=get;list;watch
+// +kubebuilder:rbac:groups=storage.k8s.io,resources=storageclasses,verbs=get
 // +kubebuilder:rbac:groups=events.k8s.io,resources=events,verbs=create;patch
+// +kubebuilder:rbac:groups="",resources=events,verbs=list
 
 // Reconcile brings one appliance's children to the declared state and reports it.
 func (r *RagApplianceReconciler) Reconcile(ctx context.Context, req ctrl.Request) (res ctrl.Result, retErr error) {
@@ -129,19 +139,29 @@ func endpoints(ra *ragv1.RagAppliance) ragv1.Endpoints {
 	}
 }
 
-// applyAll applies objects in order; the first failure becomes the component's condition and
-// a Warning event, and is returned so the pass is retried with backoff.
+// applyAll applies every object, in order; a failure does not stop the ones after it (a
+// refused PVC edit must not freeze the component's ConfigMap or Deployment). The failures
+// become the component's condition and a Warning event each, and are returned so the pass is
+// retried with backoff.
 func (r *RagApplianceReconciler) applyAll(ctx context.Context, s *scope, condType string, objs ...client.Object) error {
+	var errs []error
 	for _, o := range objs {
 		if err := r.applier.apply(ctx, o); err != nil {
-			setCondition(s.ra, condType, falseState(ragv1.ReasonApplyFailed, err.Error()))
 			r.event(s.ra, corev1.EventTypeWarning, ragv1.ReasonApplyFailed, "Apply", err.Error())
 			log.FromContext(ctx).Error(err, "Failed to apply child", "kind", o.GetObjectKind().GroupVersionKind().Kind, "name", o.GetName())
-			return err
+			errs = append(errs, err)
 		}
+	}
+	if err := errors.Join(errs...); err != nil {
+		setCondition(s.ra, condType, falseState(ragv1.ReasonApplyFailed, err.Error()))
+		return err
 	}
 	return nil
 }
+
+// applied reports whether an object came back from the API server (it exists), so its status
+// can be read even though another child of the component failed.
+func applied(o client.Object) bool { return o.GetResourceVersion() != "" }
 
 func (r *RagApplianceReconciler) event(ra *ragv1.RagAppliance, eventType, reason, action, note string) {
 	if r.Recorder != nil {
@@ -152,18 +172,21 @@ func (r *RagApplianceReconciler) event(ra *ragv1.RagAppliance, eventType, reason
 func (r *RagApplianceReconciler) reconcileOllama(ctx context.Context, s *scope) (subResult, error) {
 	ra := s.ra
 	_, ignored := ollamaEnv(ra)
-	if !equality.Semantic.DeepEqual(ra.Status.IgnoredSettings, ignored) && len(ignored) > 0 {
-		r.event(ra, corev1.EventTypeWarning, ragv1.ReasonSettingsIgnored, "Render",
-			"Ollama "+ollamaVersion(ra).String()+" ignores "+joinNames(ignored)+": not rendered")
+	settings := ollamaSettingsState(ra, ignored)
+	prev := meta.FindStatusCondition(ra.Status.Conditions, ragv1.ConditionOllamaSettings)
+	if settings.Status != metav1.ConditionTrue && (prev == nil || prev.Reason != settings.Reason || prev.Message != settings.Message) {
+		r.event(ra, corev1.EventTypeWarning, settings.Reason, "Render", settings.Message)
 	}
+	setCondition(ra, ragv1.ConditionOllamaSettings, settings)
 	ra.Status.IgnoredSettings = ignored
 	dep := ollamaDeployment(ra)
-	if err := r.applyAll(ctx, s, ragv1.ConditionOllamaReady, ollamaPVC(ra), ollamaService(ra), dep); err != nil {
+	err := r.applyAll(ctx, s, ragv1.ConditionOllamaReady, ollamaPVC(ra), ollamaService(ra), dep)
+	if err != nil && !applied(dep) {
 		return subResult{}, err
 	}
-	s.ollama = deploymentState(dep, 1)
-	if s.ollama.Status == "True" && len(ignored) > 0 {
-		s.ollama.Message += "; ignored by this Ollama version: " + joinNames(ignored)
+	s.ollama = r.workloadState(ctx, ra, componentOllama, deploymentState(dep, 1))
+	if err != nil {
+		return subResult{}, err
 	}
 	setCondition(ra, ragv1.ConditionOllamaReady, s.ollama)
 	return subResult{}, nil
@@ -172,11 +195,36 @@ func (r *RagApplianceReconciler) reconcileOllama(ctx context.Context, s *scope) 
 func (r *RagApplianceReconciler) reconcileQdrant(ctx context.Context, s *scope) (subResult, error) {
 	ra := s.ra
 	sts := qdrantStatefulSet(ra)
-	if err := r.applyAll(ctx, s, ragv1.ConditionQdrantReady, qdrantHeadlessService(ra), qdrantService(ra), sts); err != nil {
+	expanding, recreating, err := r.expandQdrantClaims(ctx, ra, sts)
+	if err != nil {
+		setCondition(ra, ragv1.ConditionQdrantReady, falseState(ragv1.ReasonApplyFailed, err.Error()))
+		r.event(ra, corev1.EventTypeWarning, ragv1.ReasonApplyFailed, "ExpandVolume", err.Error())
 		return subResult{}, err
 	}
-	s.qdrant = statefulSetState(sts, 1)
+	if recreating {
+		// The StatefulSet is being deleted (orphaning its pods); the next pass creates it again.
+		err := r.applyAll(ctx, s, ragv1.ConditionQdrantReady, qdrantHeadlessService(ra), qdrantService(ra))
+		s.qdrant = falseState(ragv1.ReasonVolumeExpanding, "StatefulSet "+sts.Name+": "+expanding)
+		if err == nil {
+			setCondition(ra, ragv1.ConditionQdrantReady, s.qdrant)
+		}
+		return subResult{requeueAfter: 2 * time.Second}, err
+	}
+	err = r.applyAll(ctx, s, ragv1.ConditionQdrantReady, qdrantHeadlessService(ra), qdrantService(ra), sts)
+	if err != nil && !applied(sts) {
+		return subResult{}, err
+	}
+	s.qdrant = r.workloadState(ctx, ra, componentQdrant, statefulSetState(sts, 1))
+	if err != nil {
+		return subResult{}, err
+	}
+	if expanding != "" && s.qdrant.Status == metav1.ConditionTrue {
+		s.qdrant = trueState(ragv1.ReasonVolumeExpanding, s.qdrant.Message+"; "+expanding)
+	}
 	setCondition(ra, ragv1.ConditionQdrantReady, s.qdrant)
+	if expanding != "" {
+		return subResult{requeueAfter: 10 * time.Second}, nil
+	}
 	return subResult{}, nil
 }
 
@@ -187,10 +235,14 @@ func (r *RagApplianceReconciler) reconcileRagServer(ctx context.Context, s *scop
 		return subResult{}, err
 	}
 	dep := ragServerDeployment(ra)
-	if err := r.applyAll(ctx, s, ragv1.ConditionRagServerReady, ragServerPVC(ra), ragServerConfigMap(ra), ragServerService(ra), dep); err != nil {
+	err := r.applyAll(ctx, s, ragv1.ConditionRagServerReady, ragServerPVC(ra), ragServerConfigMap(ra), ragServerService(ra), dep)
+	if err != nil && !applied(dep) {
 		return subResult{}, err
 	}
-	s.ragServer = deploymentState(dep, ra.Spec.RagServer.Replicas)
+	s.ragServer = r.workloadState(ctx, ra, componentRagServer, deploymentState(dep, ra.Spec.RagServer.Replicas))
+	if err != nil {
+		return subResult{}, err
+	}
 	setCondition(ra, ragv1.ConditionRagServerReady, s.ragServer)
 	return subResult{}, nil
 }
@@ -228,8 +280,21 @@ func (r *RagApplianceReconciler) SetupWithManager(mgr ctrl.Manager) error {
 		Owns(&corev1.ConfigMap{}).
 		Owns(&corev1.PersistentVolumeClaim{}).
 		Owns(&batchv1.Job{}).
+		// Pods are not owned directly; a pod that cannot be scheduled or crash-loops changes no
+		// owned object's status, so its appliance is woken by its instance label.
+		Watches(&corev1.Pod{}, handler.EnqueueRequestsFromMapFunc(applianceOfPod)).
 		Named("ragappliance").
 		// Appliances are independent; a few in parallel keep a GitOps sync of many quick.
 		WithOptions(controller.Options{MaxConcurrentReconciles: 4}).
 		Complete(r)
+}
+
+// applianceOfPod maps a pod of one of the operator's workloads to its appliance.
+func applianceOfPod(_ context.Context, o client.Object) []reconcile.Request {
+	l := o.GetLabels()
+	name := l["app.kubernetes.io/instance"]
+	if name == "" || l[ManagedByLabel] != ManagedByValue {
+		return nil
+	}
+	return []reconcile.Request{{NamespacedName: client.ObjectKey{Namespace: o.GetNamespace(), Name: name}}}
 }

@@ -1,6 +1,8 @@
 package controllers
 
 import (
+	"sort"
+
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/utils/ptr"
@@ -144,7 +146,14 @@ func ragServerDeployment(ra *ragv1.RagAppliance) *appsv1.Deployment {
 		}}})
 		mounts = append(mounts, corev1.VolumeMount{Name: "qdrant-api-key", MountPath: qdrantAPIKeyDir, ReadOnly: true})
 	}
-	return &appsv1.Deployment{
+	memRequest, memLimit := ragServerMemory(ra)
+	resources := withDefaults(rs.Resources, ragServerCPURequest, memRequest, memLimit)
+	if lim, ok := resources.Limits[corev1.ResourceMemory]; ok {
+		// The Go runtime collects harder near the limit instead of being OOM-killed at it.
+		env = append(env, corev1.EnvVar{Name: "GOMEMLIMIT", Value: itoa(int(lim.Value() / 10 * 9))})
+		sort.SliceStable(env, func(i, j int) bool { return env[i].Name < env[j].Name })
+	}
+	dep := &appsv1.Deployment{
 		TypeMeta:   typeMeta("apps/v1", "Deployment"),
 		ObjectMeta: objectMeta(ra, ragServerName(ra), componentRagServer),
 		Spec: appsv1.DeploymentSpec{
@@ -167,7 +176,7 @@ func ragServerDeployment(ra *ragv1.RagAppliance) *appsv1.Deployment {
 						Image:           rs.Image,
 						Ports:           []corev1.ContainerPort{{Name: "http", ContainerPort: ragServerPort, Protocol: corev1.ProtocolTCP}},
 						Env:             env,
-						Resources:       *rs.Resources.DeepCopy(),
+						Resources:       resources,
 						SecurityContext: restrictedContainer(),
 						StartupProbe:    httpProbe("/healthz", ragServerPort, 2, 30, 0),
 						LivenessProbe:   httpProbe("/healthz", ragServerPort, 10, 3, 0),
@@ -179,6 +188,8 @@ func ragServerDeployment(ra *ragv1.RagAppliance) *appsv1.Deployment {
 			},
 		},
 	}
+	place(&dep.Spec.Template.Spec, ra, componentRagServer)
+	return dep
 }
 
 func ragServerService(ra *ragv1.RagAppliance) *corev1.Service {

@@ -10,6 +10,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	ragv1 "github.com/ragstack/rag-operator/api/v1alpha1"
+	"github.com/ragstack/rag-operator/internal/ollamaversion"
 )
 
 // state is a condition's status, reason and message before it is stamped on the object.
@@ -37,6 +38,9 @@ func deploymentState(d *appsv1.Deployment, want int32) state {
 	case d.Status.UpdatedReplicas < want:
 		return falseState(ragv1.ReasonProgressing, fmt.Sprintf("%s: %d of %d replicas updated", kind, d.Status.UpdatedReplicas, want))
 	case d.Status.AvailableReplicas < want:
+		if st, ok := deploymentRefused(d); ok {
+			return st
+		}
 		return falseState(ragv1.ReasonUnavailable, fmt.Sprintf("%s: %d of %d replicas available", kind, d.Status.AvailableReplicas, want))
 	default:
 		return trueState(ragv1.ReasonAvailable, fmt.Sprintf("%s: %d of %d replicas available", kind, d.Status.AvailableReplicas, want))
@@ -97,4 +101,26 @@ func setCondition(ra *ragv1.RagAppliance, condType string, s state) {
 		Message:            s.Message,
 		ObservedGeneration: ra.Generation,
 	})
+}
+
+// ollamaSettingsState says whether the image's Ollama honours every declared setting and
+// whether one is known to crash it. A risky setting is admitted (the user may know better)
+// but never silent.
+func ollamaSettingsState(ra *ragv1.RagAppliance, ignored []string) state {
+	v := ollamaVersion(ra)
+	switch {
+	case ra.Spec.Ollama.MultiuserCache && v != nil && v.Less(ollamaversion.MultiuserCacheRemoved):
+		return falseState(ragv1.ReasonMultiuserCacheCrashRisk, fmt.Sprintf(
+			"spec.ollama.multiuserCache is true on Ollama %s, whose llama.cpp runner aborts (GGML_ASSERT(is_full && \"seq_cp() is only supported for full KV buffers\")) once two requests for one model run in parallel: set it to false (Ollama removed the setting in %s)",
+			v, ollamaversion.MultiuserCacheRemoved))
+	case ra.Spec.Ollama.MultiuserCache && v == nil:
+		return unknownState(ragv1.ReasonMultiuserCacheCrashRisk,
+			"spec.ollama.multiuserCache is true and the Ollama version is not known yet (the image tag names none): below 0.30 it aborts the runner under parallel requests")
+	case len(ignored) > 0:
+		return falseState(ragv1.ReasonSettingsIgnored, "Ollama "+v.String()+" ignores "+joinNames(ignored)+": not rendered")
+	case v == nil:
+		return unknownState(ragv1.ReasonSettingsHonoured, "the Ollama version is not known yet (the image tag names none)")
+	default:
+		return trueState(ragv1.ReasonSettingsHonoured, "Ollama "+v.String()+" honours every declared setting")
+	}
 }

@@ -11,6 +11,8 @@ import (
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/yaml"
+
+	ragv1 "github.com/ragstack/rag-operator/api/v1alpha1"
 )
 
 // createManifest creates a RagAppliance from YAML the way kubectl does (strict field
@@ -80,6 +82,18 @@ func TestInvalidManifestsAreRefused(t *testing.T) {
 		{"hnswEf zero", "qdrant: {search: {hnswEf: 0}}", "spec.qdrant.search.hnswEf"},
 		{"OMP schedule unknown", "runtime: {ompSchedule: fast}", "spec.runtime.ompSchedule"},
 		{"unknown section", "vllm: {enabled: true}", "spec.vllm"},
+		// Values the system would refuse later (a crash-looping RAG server, a negative env):
+		{"ragTimeout zero", "ragServer: {concurrency: {ragTimeout: 0s}}", "spec.ragServer.concurrency.ragTimeout"},
+		{"ragTimeout below a nanosecond", "ragServer: {concurrency: {ragTimeout: 0.0001ns}}", "spec.ragServer.concurrency.ragTimeout"},
+		{"loadTimeout zero", "ollama: {loadTimeout: 0s}", "spec.ollama.loadTimeout"},
+		{"maxFileSize negative", "ragServer: {uploads: {maxFileSize: -1Gi}}", "spec.ragServer.uploads.maxFileSize"},
+		{"maxFileSize zero", "ragServer: {uploads: {maxFileSize: '0'}}", "spec.ragServer.uploads.maxFileSize"},
+		{"gpuOverhead negative", "ollama: {gpuOverhead: -1Gi}", "spec.ollama.gpuOverhead"},
+		{"storage size zero", "qdrant: {storage: {size: '0'}}", "spec.qdrant.storage.size"},
+		{"memory total negative", "memoryBudget: {total: -128Gi}", "spec.memoryBudget.total"},
+		{"variant names differ only in case", threeModels + "- {name: Qwen3-RAG, from: x, role: chat, parameters: {numCtx: 512}}\n", "spec.models"},
+		{"variant name and its :latest", threeModels + "- {name: 'qwen3-rag:latest', from: x, role: chat, parameters: {numCtx: 512}}\n", "spec.models"},
+		{"model size negative", strings.Replace(threeModels, "role: chat,", "role: chat, size: -5Gi,", 1), "spec.models[0].size"},
 	}
 	for i, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
@@ -151,4 +165,49 @@ func jsonValue(v any) string {
 		return fmt.Sprintf("%q", s)
 	}
 	return fmt.Sprint(v)
+}
+
+// TestNamesThatCannotFitAreRefused: an appliance name its children cannot carry (too long for
+// <name>-qdrant-headless and the StatefulSet's revision label, a dot, a leading digit) is
+// refused naming metadata.name; the longest allowed name is accepted.
+func TestNamesThatCannotFitAreRefused(t *testing.T) {
+	needEnv(t)
+	ns := newNamespace(t)
+	longest := "a" + strings.Repeat("b", ragv1.MaxNameLength-1)
+	for _, name := range []string{longest + "c", "spark.lab", "1spark", strings.Repeat("x", 253)} {
+		_, err := createManifest(ns, manifest(name, "{}"))
+		if err == nil || !strings.Contains(err.Error(), "metadata.name") {
+			t.Errorf("name %q: want a refusal naming metadata.name, got %v", name, err)
+		}
+	}
+	if _, err := createManifest(ns, manifest(longest, "{}")); err != nil {
+		t.Errorf("a %d-character name is refused: %v", len(longest), err)
+	}
+}
+
+// TestStorageCanGrowNotShrink: a claim may grow; shrinking or changing its class is refused
+// naming the field, and the stored object is unchanged.
+func TestStorageCanGrowNotShrink(t *testing.T) {
+	needEnv(t)
+	ns := newNamespace(t)
+	u, err := createManifest(ns, manifest("storage", "qdrant: {storage: {size: 50Gi, storageClassName: fast}}\nollama: {storage: {size: 200Gi}}"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	patch := func(p string) error {
+		return k8s.Patch(context.Background(), u.DeepCopy(), client.RawPatch("application/merge-patch+json", []byte(p)))
+	}
+	for p, field := range map[string]string{
+		`{"spec":{"qdrant":{"storage":{"size":"10Gi"}}}}`:             "spec.qdrant.storage.size",
+		`{"spec":{"ollama":{"storage":{"size":"100Gi"}}}}`:            "spec.ollama.storage.size",
+		`{"spec":{"qdrant":{"storage":{"storageClassName":"slow"}}}}`: "spec.qdrant.storage.storageClassName",
+		`{"spec":{"qdrant":{"storage":{"storageClassName":null}}}}`:   "spec.qdrant.storage.storageClassName",
+	} {
+		if err := patch(p); err == nil || !strings.Contains(err.Error(), field) {
+			t.Errorf("%s: want a refusal naming %s, got %v", p, field, err)
+		}
+	}
+	if err := patch(`{"spec":{"qdrant":{"storage":{"size":"80Gi"}},"ollama":{"storage":{"size":"250Gi"}}}}`); err != nil {
+		t.Errorf("growing the claims is refused: %v", err)
+	}
 }

@@ -20,6 +20,9 @@ const (
 	// ConditionMemoryBudget: the declared models, KV caches, Qdrant and overheads fit the
 	// machine's memory (guide §6). Informational: not part of Ready.
 	ConditionMemoryBudget = "MemoryBudget"
+	// ConditionOllamaSettings: every declared Ollama setting is honoured by the image's version
+	// and none is known to crash it. Informational: not part of Ready.
+	ConditionOllamaSettings = "OllamaSettings"
 )
 
 // Condition reasons. They are CamelCase, stable, and documented in docs/crd-reference.md.
@@ -76,4 +79,30 @@ const (
 	ReasonDoesNotFit = "DoesNotFit"
 	// ReasonBudgetIncomplete: some model's size is unknown (not on the server, none declared).
 	ReasonBudgetIncomplete = "Incomplete"
+	// ReasonSettingsHonoured: the Ollama version in use reads every declared setting.
+	ReasonSettingsHonoured = "SettingsHonoured"
+	// ReasonMultiuserCacheCrashRisk: multiuserCache is true on an Ollama below 0.30, whose
+	// llama.cpp runner aborts (GGML_ASSERT in seq_cp) once two requests for one model run in
+	// parallel.
+	ReasonMultiuserCacheCrashRisk = "MultiuserCacheCrashRisk"
+	// ReasonUnschedulable: a pod of the component cannot be scheduled; the message carries the
+	// scheduler's words (e.g. "0/1 nodes are available: 1 Insufficient nvidia.com/gpu").
+	ReasonUnschedulable = "Unschedulable"
+	// ReasonImagePullFailed: a container image cannot be pulled (ErrImagePull, ImagePullBackOff).
+	ReasonImagePullFailed = "ImagePullFailed"
+	// ReasonCrashLooping: a container keeps exiting (CrashLoopBackOff); the message carries its
+	// last exit and termination message.
+	ReasonCrashLooping = "CrashLooping"
+	// ReasonContainerConfigError: the kubelet cannot create a container (a missing Secret or
+	// ConfigMap key, an invalid reference).
+	ReasonContainerConfigError = "ContainerConfigError"
+	// ReasonPodRefused: the workload's controller cannot create pods (admission refused them:
+	// Pod Security, a quota, a missing PriorityClass or RuntimeClass).
+	ReasonPodRefused = "PodRefused"
+	// ReasonVolumeExpanding: a volume claim is being grown to the declared size.
+	ReasonVolumeExpanding = "VolumeExpanding"
+	// ReasonModelSyncBackoff: a model-creation Job ended without the variant ready (failed, or
+	// succeeded but the variant is missing or differs); the next Job waits with exponential
+	// backoff, and the message says why and when.
+	ReasonModelSyncBackoff = "ModelSyncBackoff"
 )

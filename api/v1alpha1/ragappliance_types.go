@@ -31,6 +31,7 @@ type RagApplianceSpec struct {
 	// +listMapKey=name
 	// +kubebuilder:validation:MinItems=1
 	// +kubebuilder:validation:MaxItems=16
+	// +kubebuilder:validation:XValidation:rule="self.all(a, self.filter(b, (b.name.endsWith(':latest') ? b.name.substring(0, b.name.size() - 7) : b.name).lowerAscii() == (a.name.endsWith(':latest') ? a.name.substring(0, a.name.size() - 7) : a.name).lowerAscii()).size() == 1)",message="spec.models[].name must be unique ignoring case and a ':latest' tag: Ollama stores names lower-cased, so qwen3-rag and Qwen3-RAG are one model"
 	// +optional
 	Models []ModelVariant `json:"models,omitempty"`
 
@@ -55,6 +56,71 @@ type RagApplianceSpec struct {
 	// +kubebuilder:default={}
 	// +optional
 	MemoryBudget MemoryBudgetSpec `json:"memoryBudget,omitempty"`
+
+	// placement says where every pod of the appliance may run (node selector, tolerations,
+	// affinity, spread, priority, runtime class), with per-component overrides. On a GPU node
+	// tainted nvidia.com/gpu (as the NVIDIA GPU Operator does) every pod needs the toleration,
+	// not only Ollama's.
+	// +optional
+	Placement Placement `json:"placement,omitempty"`
+}
+
+// PodPlacement are the scheduling fields of a pod.
+type PodPlacement struct {
+	// nodeSelector must match a node's labels for the pod to run there.
+	// +optional
+	NodeSelector map[string]string `json:"nodeSelector,omitempty"`
+
+	// tolerations let the pod run on tainted nodes (e.g. nvidia.com/gpu:NoSchedule).
+	// +optional
+	// +listType=atomic
+	// +kubebuilder:validation:MaxItems=32
+	Tolerations []corev1.Toleration `json:"tolerations,omitempty"`
+
+	// affinity are node and pod (anti-)affinity rules.
+	// +optional
+	Affinity *corev1.Affinity `json:"affinity,omitempty"`
+
+	// topologySpreadConstraints spread the pods across nodes or zones.
+	// +optional
+	// +listType=atomic
+	// +kubebuilder:validation:MaxItems=8
+	TopologySpreadConstraints []corev1.TopologySpreadConstraint `json:"topologySpreadConstraints,omitempty"`
+
+	// priorityClassName names a PriorityClass (it must exist, or pods are refused).
+	// +optional
+	// +kubebuilder:validation:MaxLength=253
+	PriorityClassName string `json:"priorityClassName,omitempty"`
+
+	// runtimeClassName names a RuntimeClass (e.g. nvidia, where the NVIDIA container runtime
+	// is not containerd's default; it must exist, or pods are refused).
+	// +optional
+	// +kubebuilder:validation:MaxLength=253
+	RuntimeClassName *string `json:"runtimeClassName,omitempty"`
+}
+
+// Placement is the placement of every pod the operator creates, with per-component overrides.
+// A field set in an override replaces the common value for that component (lists and maps are
+// replaced, not merged); fields the override leaves unset keep the common value.
+type Placement struct {
+	PodPlacement `json:",inline"`
+
+	// ollama overrides the placement of the Ollama pod.
+	// +optional
+	Ollama *PodPlacement `json:"ollama,omitempty"`
+
+	// qdrant overrides the placement of the Qdrant pods.
+	// +optional
+	Qdrant *PodPlacement `json:"qdrant,omitempty"`
+
+	// ragServer overrides the placement of the RAG server pods.
+	// +optional
+	RagServer *PodPlacement `json:"ragServer,omitempty"`
+
+	// modelJobs overrides the placement of the model-creation Job pods. Unset, they follow
+	// the common placement; they reach Ollama through its Service, so they need no GPU node.
+	// +optional
+	ModelJobs *PodPlacement `json:"modelJobs,omitempty"`
 }
 
 // KVCacheType is the element type of Ollama's KV cache.
@@ -67,9 +133,10 @@ const (
 	KVCacheQ4_0 KVCacheType = "q4_0"
 )
 
-// Duration is a Go duration string ("90s", "10m", "24h", "1h30m").
+// Duration is a positive Go duration string ("90s", "10m", "24h", "1h30m").
 // +kubebuilder:validation:Pattern=`^([0-9]+(\.[0-9]+)?(ns|us|µs|ms|s|m|h))+$`
 // +kubebuilder:validation:MaxLength=32
+// +kubebuilder:validation:XValidation:rule="duration(self) >= duration('1ms')",message="must be a duration of at least 1ms (e.g. 90s, 10m)"
 type Duration string
 
 // KeepAlive is a Go duration string, optionally negative (negative keeps models loaded forever).
@@ -81,8 +148,9 @@ type KeepAlive string
 // +kubebuilder:validation:XValidation:rule="!has(self.kvCacheType) || self.kvCacheType == 'f16' || (has(self.flashAttention) && self.flashAttention)",message="spec.ollama.kvCacheType q8_0 and q4_0 need spec.ollama.flashAttention: true (Ollama falls back to f16 without it)",fieldPath=".kvCacheType"
 type OllamaSpec struct {
 	// image is the Ollama container image, pinned to a version tag so the operator knows which
-	// OLLAMA_* settings it honours.
-	// +kubebuilder:default="docker.io/ollama/ollama:0.24.0"
+	// OLLAMA_* settings it honours. Default docker.io/ollama/ollama:0.32.15 (the newest release
+	// when this operator was built).
+	// +kubebuilder:default="docker.io/ollama/ollama:0.32.15"
 	// +kubebuilder:validation:MinLength=1
 	// +kubebuilder:validation:MaxLength=512
 	// +optional
@@ -113,9 +181,11 @@ type OllamaSpec struct {
 	// +optional
 	KVCacheType KVCacheType `json:"kvCacheType,omitempty"`
 
-	// multiuserCache is OLLAMA_MULTIUSER_CACHE. Ollama removed it in v0.30.0: for such images
-	// it is not rendered and status says it is ignored.
-	// +kubebuilder:default=true
+	// multiuserCache is OLLAMA_MULTIUSER_CACHE. Default false. Ollama removed it in v0.30.0: for
+	// such images it is not rendered and status says it is ignored. On older images true is
+	// known to abort Ollama's runner once two requests for one model run in parallel; it is
+	// admitted but reported (condition OllamaSettings, reason MultiuserCacheCrashRisk).
+	// +kubebuilder:default=false
 	// +optional
 	MultiuserCache bool `json:"multiuserCache"`
 
@@ -124,8 +194,10 @@ type OllamaSpec struct {
 	// +optional
 	KeepAlive KeepAlive `json:"keepAlive,omitempty"`
 
-	// gpuOverhead is OLLAMA_GPU_OVERHEAD, memory Ollama leaves unused per GPU (rendered in bytes).
+	// gpuOverhead is OLLAMA_GPU_OVERHEAD, memory Ollama leaves unused per GPU (rendered in
+	// bytes). Default 512Mi; zero or more.
 	// +kubebuilder:default="512Mi"
+	// +kubebuilder:validation:XValidation:rule="quantity(string(self)).sign() >= 0",message="spec.ollama.gpuOverhead must not be negative"
 	// +optional
 	GPUOverhead *resource.Quantity `json:"gpuOverhead,omitempty"`
 
@@ -149,6 +221,9 @@ type OllamaSpec struct {
 	GPUs int32 `json:"gpus"`
 
 	// resources are the Ollama container's requests and limits (the GPU request is added).
+	// Unset requests default to cpu 2 and a memory request equal to the declared models'
+	// weights plus KV caches (the memory budget's model rows); no memory limit is set, since
+	// on unified memory the GPU's share is charged to the same pool (docs/crd-reference.md).
 	// +optional
 	Resources corev1.ResourceRequirements `json:"resources,omitempty"`
 
@@ -156,19 +231,6 @@ type OllamaSpec struct {
 	// +kubebuilder:default={size:"200Gi"}
 	// +optional
 	Storage StorageSpec `json:"storage,omitempty"`
-
-	// nodeSelector is passed through to the Ollama pod.
-	// +optional
-	NodeSelector map[string]string `json:"nodeSelector,omitempty"`
-
-	// tolerations are passed through to the Ollama pod.
-	// +optional
-	// +listType=atomic
-	Tolerations []corev1.Toleration `json:"tolerations,omitempty"`
-
-	// affinity is passed through to the Ollama pod.
-	// +optional
-	Affinity *corev1.Affinity `json:"affinity,omitempty"`
 
 	// env is extra environment for the Ollama container. A name the operator renders itself
 	// (OLLAMA_NUM_PARALLEL, …) is refused: declare it through its field.
@@ -180,14 +242,19 @@ type OllamaSpec struct {
 	Env []corev1.EnvVar `json:"env,omitempty"`
 }
 
-// StorageSpec is a PersistentVolumeClaim's size and class.
+// StorageSpec is a PersistentVolumeClaim's size and class. The size may grow (the claim is
+// expanded where its StorageClass allows expansion), never shrink; the class is fixed.
+// +kubebuilder:validation:XValidation:rule="!has(oldSelf.size) || !has(self.size) || quantity(string(self.size)).compareTo(quantity(string(oldSelf.size))) >= 0",message="size cannot shrink: a PersistentVolumeClaim can only grow (copy the data to a new appliance to shrink)",fieldPath=".size"
+// +kubebuilder:validation:XValidation:rule="has(self.storageClassName) == has(oldSelf.storageClassName) && (!has(self.storageClassName) || self.storageClassName == oldSelf.storageClassName)",message="storageClassName is immutable: a claim cannot move to another StorageClass",fieldPath=".storageClassName"
 type StorageSpec struct {
-	// size is the requested capacity.
+	// size is the requested capacity; it may grow, never shrink.
 	// +optional
+	// +kubebuilder:validation:XValidation:rule="quantity(string(self)).sign() > 0",message="size must be positive"
 	Size *resource.Quantity `json:"size,omitempty"`
 
-	// storageClassName selects the StorageClass; unset uses the cluster default.
+	// storageClassName selects the StorageClass; unset uses the cluster default. Immutable.
 	// +optional
+	// +kubebuilder:validation:MaxLength=253
 	StorageClassName *string `json:"storageClassName,omitempty"`
 }
 
@@ -238,9 +305,10 @@ type ModelVariant struct {
 	// +kubebuilder:validation:MaxLength=65536
 	Template string `json:"template,omitempty"`
 
-	// size is the expected size of the base model's weights, used by the memory budget while
-	// the model is not yet on the server.
+	// size is the expected size of the base model's weights, used by the memory budget (and
+	// Ollama's memory request) while the model is not yet on the server.
 	// +optional
+	// +kubebuilder:validation:XValidation:rule="quantity(string(self)).sign() > 0",message="spec.models[].size must be positive"
 	Size *resource.Quantity `json:"size,omitempty"`
 }
 
@@ -594,6 +662,7 @@ type MemoryBudgetSpec struct {
 	// total is the memory of the machine the appliance shares (GB10: 128 GB unified, one pool
 	// for GPU and CPU). Unset, the largest allocatable memory of the nodes Ollama may run on.
 	// +optional
+	// +kubebuilder:validation:XValidation:rule="quantity(string(self)).sign() > 0",message="spec.memoryBudget.total must be positive"
 	Total *resource.Quantity `json:"total,omitempty"`
 
 	// expectedPoints sizes Qdrant's share while the collection holds fewer points.
@@ -618,8 +687,9 @@ type MemoryOverhead struct {
 	// +kubebuilder:validation:MinLength=1
 	// +kubebuilder:validation:MaxLength=64
 	Name string `json:"name"`
-	// size is how much.
+	// size is how much (zero or more).
 	// +required
+	// +kubebuilder:validation:XValidation:rule="quantity(string(self)).sign() >= 0",message="spec.memoryBudget.overheads[].size must not be negative"
 	Size resource.Quantity `json:"size"`
 }
 
@@ -773,8 +843,9 @@ type RetrievalSpec struct {
 
 // UploadLimits bound uploads.
 type UploadLimits struct {
-	// maxFileSize is the largest file accepted.
+	// maxFileSize is the largest file accepted. Default 100Mi; at least 1Ki.
 	// +kubebuilder:default="100Mi"
+	// +kubebuilder:validation:XValidation:rule="quantity(string(self)).compareTo(quantity('1Ki')) >= 0",message="spec.ragServer.uploads.maxFileSize must be at least 1Ki"
 	// +optional
 	MaxFileSize *resource.Quantity `json:"maxFileSize,omitempty"`
 	// maxFilesPerRequest is the most files in one upload request.
@@ -806,8 +877,9 @@ type RagApplianceStatus struct {
 	// +optional
 	ObservedGeneration int64 `json:"observedGeneration,omitempty"`
 
-	// conditions: Ready, OllamaReady, QdrantReady, RagServerReady, ModelsReady,
-	// CollectionReady.
+	// conditions: Ready (every component condition True), OllamaReady, QdrantReady,
+	// RagServerReady, ModelsReady, CollectionReady; informational: ModelsResident,
+	// MemoryBudget, OllamaSettings. Reasons are listed in docs/crd-reference.md.
 	// +optional
 	// +listType=map
 	// +listMapKey=type
@@ -844,10 +916,19 @@ type RagApplianceStatus struct {
 
 // ModelStatus is one variant as Ollama reports it.
 type ModelStatus struct {
-	// name is the variant.
+	// name is the variant, as declared in spec.models[].name.
 	Name string `json:"name"`
 	// ready is true when the variant exists with every declared parameter.
 	Ready bool `json:"ready"`
+	// attempts counts model-creation Jobs that ended without the variant ready, for the
+	// exponential backoff between retries; reset once the variant is ready.
+	// +optional
+	Attempts int32 `json:"attempts,omitempty"`
+	// retryAt is the earliest time the next model-creation Job for this variant may start
+	// (exponential backoff after a Job that did not leave the variant ready, and after a
+	// recent creation, so a variant that keeps vanishing is not re-created in a loop).
+	// +optional
+	RetryAt *metav1.Time `json:"retryAt,omitempty"`
 	// specHash identifies the declared variant the state refers to.
 	// +optional
 	SpecHash string `json:"specHash,omitempty"`
@@ -871,38 +952,56 @@ type ModelStatus struct {
 
 // CollectionStatus is the collection's applied configuration as Qdrant reports it.
 type CollectionStatus struct {
-	Name       string `json:"name"`
-	Status     string `json:"status,omitempty"`
-	VectorSize int64  `json:"vectorSize,omitempty"`
-	Distance   string `json:"distance,omitempty"`
-	OnDisk     bool   `json:"onDisk,omitempty"`
+	// name is the collection's name.
+	Name string `json:"name"`
+	// status is Qdrant's collection status: green (ready), yellow (optimizing), grey (optimizations pending) or red (failed).
+	// +optional
+	Status string `json:"status,omitempty"`
+	// vectorSize is the vector dimension Qdrant reports.
+	// +optional
+	VectorSize int64 `json:"vectorSize,omitempty"`
+	// distance is the similarity function Qdrant reports (Cosine, Dot, Euclid, Manhattan).
+	// +optional
+	Distance string `json:"distance,omitempty"`
+	// onDisk is true when original vectors are memory-mapped from disk.
+	// +optional
+	OnDisk bool `json:"onDisk,omitempty"`
+	// pointsCount is the number of points (chunks) stored.
 	// +optional
 	PointsCount int64 `json:"pointsCount,omitempty"`
+	// hnswM is the applied HNSW m (edges per node; 0 = no index).
 	// +optional
 	HNSWM int64 `json:"hnswM,omitempty"`
+	// hnswEfConstruct is the applied HNSW build-time candidate list size.
 	// +optional
 	HNSWEfConstruct int64 `json:"hnswEfConstruct,omitempty"`
 	// quantization is "scalar-int8", "scalar-int8-always-ram" or "none".
 	// +optional
 	Quantization string `json:"quantization,omitempty"`
+	// indexingThreshold is the applied optimizer indexing threshold in KB (0 = indexing off).
 	// +optional
 	IndexingThreshold int64 `json:"indexingThreshold,omitempty"`
+	// defaultSegmentNumber is the applied target number of segments.
 	// +optional
 	DefaultSegmentNumber int64 `json:"defaultSegmentNumber,omitempty"`
+	// memmapThreshold is the applied segment size in KB above which vectors are memory-mapped.
 	// +optional
 	MemmapThreshold int64 `json:"memmapThreshold,omitempty"`
 }
 
 // MemoryStatus is the memory budget table.
 type MemoryStatus struct {
-	// total is the memory the appliance shares, and where the figure comes from.
-	Total       string `json:"total"`
+	// total is the memory the appliance shares, as a quantity (e.g. 119Gi).
+	Total string `json:"total"`
+	// totalSource says where total comes from: declared (spec.memoryBudget.total) or the
+	// largest allocatable memory of the nodes Ollama may run on.
 	TotalSource string `json:"totalSource"`
 	// used is the sum of the rows.
 	Used string `json:"used"`
 	// headroom is total - used (negative when it does not fit).
 	Headroom string `json:"headroom"`
-	Fits     bool   `json:"fits"`
+	// fits is true when used is at most total.
+	Fits bool `json:"fits"`
 	// rows are per component, models first.
 	// +listType=atomic
 	Rows []MemoryRow `json:"rows"`
@@ -910,12 +1009,16 @@ type MemoryStatus struct {
 
 // MemoryRow is one component of the budget, in bytes rendered as quantities.
 type MemoryRow struct {
+	// component is what the row counts: a model variant, qdrant, or a declared overhead.
 	Component string `json:"component"`
+	// weights is the model's weights (models only).
 	// +optional
 	Weights string `json:"weights,omitempty"`
+	// kvCache is the model's KV cache at its context length and slots (models only).
 	// +optional
 	KVCache string `json:"kvCache,omitempty"`
-	Total   string `json:"total"`
+	// total is the row's sum.
+	Total string `json:"total"`
 	// detail shows the arithmetic (e.g. "36 layers × 8 KV heads × 128 × 8192 ctx × 4 slots × q8_0").
 	// +optional
 	Detail string `json:"detail,omitempty"`
@@ -940,7 +1043,15 @@ type Endpoints struct {
 	RagServer string `json:"ragServer,omitempty"`
 }
 
+// MaxNameLength is the longest appliance name: every child's name (the longest is
+// <name>-qdrant-headless) and the StatefulSet's controller-revision-hash label
+// (<name>-qdrant-<hash of up to 10 characters>) must fit 63 characters, with room for
+// children added later.
+const MaxNameLength = 40
+
 // RagAppliance is a local RAG stack: Ollama, Qdrant and the RAG server, tuned as one.
+// +kubebuilder:validation:XValidation:rule="self.metadata.name.size() <= 40",message="metadata.name must be at most 40 characters: the appliance's children (<name>-qdrant-headless, <name>-rag-server-data, the StatefulSet's revision label) must fit Kubernetes' 63-character limit"
+// +kubebuilder:validation:XValidation:rule="self.metadata.name.matches('^[a-z]([-a-z0-9]*[a-z0-9])?$')",message="metadata.name must be a DNS-1035 label (lower-case letters, digits and '-', starting with a letter, ending with a letter or digit): it names the appliance's Services"
 // +kubebuilder:object:root=true
 // +kubebuilder:subresource:status
 // +kubebuilder:resource:shortName=rag,categories=ragstack

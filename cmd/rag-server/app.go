@@ -161,7 +161,7 @@ func newApp(ctx context.Context, cfg serverconfig.Config, opts options, log *slo
 		ChatModel:    cfg.Models.Chat,
 		RagTimeout:   cfg.RagTimeout(),
 	}, httpapi.Deps{Store: a.st, Pipeline: a.pipe, Validator: a.parser, Auth: authn, Ready: a.ready, Registry: reg, Logger: log,
-		Chat: a.answer})
+		Chat: a.answer, Console: a.console()})
 	if err != nil {
 		return a, err
 	}
@@ -278,4 +278,17 @@ func (a *app) close() {
 	if a.st != nil {
 		a.st.Close()
 	}
+}
+
+// console is what the web UI's routes read: chunks from the vector store, the Ollama client's
+// lanes and loaded models, the configured models.
+func (a *app) console() *httpapi.Console {
+	c := &httpapi.Console{LLM: a.llm, VectorStore: "embedded", Models: map[string]string{
+		"chat": a.cfg.Models.Chat, "embedding": a.cfg.Models.Embedding, "summary": a.cfg.Models.Summary, "tagging": a.cfg.Models.Tagging,
+	}}
+	if a.cfg.Qdrant.Address != "" {
+		c.VectorStore = "qdrant"
+	}
+	c.Chunks, _ = a.vec.(vector.ChunkGetter)
+	return c
 }

@@ -99,6 +99,8 @@ type Deps struct {
 	// Chat answers questions (internal/chat.Answerer). Without it the chat and /v1 routes are
 	// not served (404); sessions are.
 	Chat Answerer
+	// Console feeds the routes the web UI needs (console.go); nil reports them unavailable.
+	Console *Console
 }
 
 // Server serves the API.
@@ -187,6 +189,7 @@ func (s *Server) routes() {
 		api("GET /v1/models", s.models)
 		api("GET /v1/models/{id}", s.model)
 	}
+	s.consoleRoutes(m, api)
 	s.mux = m
 }
 
@@ -194,6 +197,7 @@ func (s *Server) routes() {
 func (s *Server) Handler() http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		start := time.Now()
+		securityHeaders(w.Header())
 		rw := &statusWriter{ResponseWriter: w, code: http.StatusOK}
 		defer func() {
 			if v := recover(); v != nil {

@@ -107,13 +107,17 @@ func Digest(ctx context.Context, c API, name string) (string, error) {
 
 // SameModel compares names the way Ollama does: a missing tag is ":latest".
 func SameModel(a, b string) bool {
-	norm := func(s string) string {
-		if !strings.Contains(s[strings.LastIndex(s, "/")+1:], ":") {
-			return s + ":latest"
-		}
-		return s
+	return NormalName(a) == NormalName(b)
+}
+
+// NormalName is a model name as Ollama stores it: lower-cased, with the tag ":latest" when
+// none is given (Ollama lists "Qwen3-RAG" as "qwen3-rag:latest").
+func NormalName(s string) string {
+	s = strings.ToLower(s)
+	if !strings.Contains(s[strings.LastIndex(s, "/")+1:], ":") {
+		return s + ":latest"
 	}
-	return norm(a) == norm(b)
+	return s
 }
 
 func ensureBase(ctx context.Context, c *api.Client, from string, opts Options) error {

@@ -283,3 +283,16 @@ func (s *Store) DeleteSession(ctx context.Context, owner, id string) error {
 	}
 	return nil
 }
+
+// RenameSession sets the title of owner's session (cleaned by CleanTitle). It does not count as
+// a use: the session keeps its place in the most-recently-used order.
+func (s *Store) RenameSession(ctx context.Context, owner, id, title string) (Session, error) {
+	res, err := s.db.ExecContext(ctx, `UPDATE sessions SET title=? WHERE id=? AND owner=?`, CleanTitle(title), id, owner)
+	if err != nil {
+		return Session{}, fmt.Errorf("store: %w", err)
+	}
+	if n, _ := res.RowsAffected(); n == 0 {
+		return Session{}, ErrSessionNotFound
+	}
+	return s.GetSession(ctx, owner, id)
+}

@@ -148,11 +148,13 @@ func newApp(ctx context.Context, cfg serverconfig.Config, opts options, log *slo
 		return 0
 	}))
 
+	// Only the store decides readiness: with Ollama or the vector store down, the API stays in
+	// its Service and refuses just the questions (503), while documents and sessions keep working.
 	a.ready = httpapi.NewReadiness(opts.probeInterval, 2*time.Second,
-		httpapi.Check{Name: "store", Probe: a.st.Ping},
-		httpapi.Check{Name: "ollama", Probe: a.llm.Ping},
-		httpapi.Check{Name: "vector", Probe: a.vec.Ping},
-	)
+		httpapi.Check{Name: httpapi.DepStore, Probe: a.st.Ping, Self: true},
+		httpapi.Check{Name: httpapi.DepOllama, Probe: a.llm.Ping},
+		httpapi.Check{Name: httpapi.DepVector, Probe: a.vec.Ping},
+	).WithLogger(log)
 	srv, err := httpapi.New(httpapi.Config{
 		MaxFileBytes: cfg.Uploads.MaxFileBytes,
 		MaxFiles:     cfg.Uploads.MaxFilesPerRequest,

@@ -21,6 +21,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/ragstack/rag-operator/internal/httpapi"
 	"github.com/ragstack/rag-operator/internal/parse/testdocs"
 	"github.com/ragstack/rag-operator/internal/serverconfig"
 	"github.com/ragstack/rag-operator/internal/testbed/ollamatest"
@@ -363,15 +364,21 @@ func TestEndToEnd(t *testing.T) {
 		t.Fatalf("healthz slow during ingest: p99 %s, max %s", p99, worst)
 	}
 
-	// Readiness reports each dependency.
-	var rz struct {
-		Ready  bool                       `json:"ready"`
-		Checks map[string]json.RawMessage `json:"checks"`
+	// Ready, and each dependency reported up.
+	var rz struct{ Status string }
+	if code := request(t, "GET", srv.url+"/readyz", nil, "", &rz); code != 200 || rz.Status != "ready" {
+		t.Fatalf("readyz %d %+v", code, rz)
 	}
+	var deps httpapi.DependenciesResponse
 	time.Sleep(time.Second)
-	request(t, "GET", srv.url+"/readyz", nil, "", &rz)
-	if !rz.Ready || len(rz.Checks) != 3 {
-		t.Fatalf("readyz %+v", rz)
+	request(t, "GET", srv.url+"/api/health/dependencies", nil, "", &deps)
+	if deps.Status != "ready" || len(deps.Dependencies) != 3 {
+		t.Fatalf("dependencies %+v", deps)
+	}
+	for name, d := range deps.Dependencies {
+		if !d.OK {
+			t.Fatalf("%s: %+v", name, d)
+		}
 	}
 	srv.stop(t)
 }

@@ -66,7 +66,7 @@ func newChatMetrics() chatMetrics {
 		}),
 		answers: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "rag_chat_answers_total",
-			Help: "Chat requests by API (chat, openai) and outcome (ok, cached, no_context, canceled, busy, timeout, too_long, empty, error).",
+			Help: "Chat requests by API (chat, openai) and outcome (ok, cached, no_context, canceled, busy, timeout, too_long, empty, error, unavailable).",
 		}, []string{"api", "outcome"}),
 	}
 }
@@ -384,6 +384,9 @@ func (s *Server) chat(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 		history = turnsToHistory(turns)
+	}
+	if s.answerUnavailable(w, "chat", writeError) {
+		return
 	}
 
 	run := answerRun{api: "chat"}

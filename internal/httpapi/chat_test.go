@@ -323,6 +323,8 @@ type chatOptions struct {
 	dim        int
 	chatCfg    func(*chat.Config)
 	reg        *prometheus.Registry
+	// ready, when set, is the server's Readiness (dependency probes).
+	ready *Readiness
 }
 
 func newChatHarness(t *testing.T, f *chatLLM, o chatOptions) *chatHarness {
@@ -382,7 +384,8 @@ func newChatHarness(t *testing.T, f *chatLLM, o chatOptions) *chatHarness {
 	if o.cfg != nil {
 		o.cfg(&cfg)
 	}
-	s, err := New(cfg, Deps{Store: st, Pipeline: pipe, Validator: sharedParser(), Auth: k, Registry: reg, Logger: quiet, Chat: answerer})
+	s, err := New(cfg, Deps{Store: st, Pipeline: pipe, Validator: sharedParser(), Auth: k, Registry: reg, Logger: quiet, Chat: answerer,
+		Ready: o.ready})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -40,17 +40,19 @@ var keys = fmt.Sprintf(`[{"name":"admin","token":%q,"role":"admin"},
  {"name":"bob","token":%q,"role":"user","tags":["hr"]}]`, adminTok, aliceTok, bobTok)
 
 type harness struct {
-	t      *testing.T
-	dir    string
-	st     *store.Store
-	vec    *fakes.Vector
-	llm    *fakes.LLM
-	pipe   *ingest.Pipeline
-	srv    *httptest.Server
-	ready  *Readiness
-	probe  error
-	reg    *prometheus.Registry
-	cancel context.CancelFunc
+	t     *testing.T
+	dir   string
+	st    *store.Store
+	vec   *fakes.Vector
+	llm   *fakes.LLM
+	pipe  *ingest.Pipeline
+	srv   *httptest.Server
+	ready *Readiness
+	probe error // the ollama probe's result
+	// storeProbe, when set, is the store probe's result instead of pinging the database.
+	storeProbe error
+	reg        *prometheus.Registry
+	cancel     context.CancelFunc
 }
 
 type option func(*Config)
@@ -69,8 +71,13 @@ func newHarness(t *testing.T, opts ...option) *harness {
 		t.Fatal(err)
 	}
 	h.ready = NewReadiness(time.Hour, time.Second,
-		Check{Name: "store", Probe: h.st.Ping},
-		Check{Name: "ollama", Probe: func(context.Context) error { return h.probe }})
+		Check{Name: DepStore, Self: true, Probe: func(ctx context.Context) error {
+			if h.storeProbe != nil {
+				return h.storeProbe
+			}
+			return h.st.Ping(ctx)
+		}},
+		Check{Name: DepOllama, Probe: func(context.Context) error { return h.probe }})
 	cfg := Config{MaxFileBytes: 64 << 10, MaxFiles: 5, AllowedTypes: []string{"txt", "md", "html", "csv", "pdf", "docx"}, MaxQueued: 100}
 	for _, o := range opts {
 		o(&cfg)
@@ -421,27 +428,83 @@ func TestRolesAndDocumentRoutes(t *testing.T) {
 	}
 }
 
+// TestHealthReadyMetrics: /readyz follows the server itself (the store, draining), never a
+// dependency, and tells anonymous callers nothing more than ready or not; the details are behind
+// a key, the error texts behind an admin key; metrics carry each dependency's state.
 func TestHealthReadyMetrics(t *testing.T) {
 	h := newHarness(t)
-	h.probe = errors.New("connection refused")
+	if resp, b := h.do("GET", "/readyz", "", "", nil); resp.StatusCode != 503 || string(b) != `{"status":"not ready"}`+"\n" {
+		t.Fatalf("readyz before the first probe: %d %s", resp.StatusCode, b)
+	}
+	h.probe = errors.New("dial tcp 10.0.0.7:11434: connection refused")
 	h.ready.ProbeOnce(context.Background())
-	resp, b := h.do("GET", "/readyz", "", "", nil)
-	if resp.StatusCode != 503 || !strings.Contains(string(b), "connection refused") || !strings.Contains(string(b), `"store":{"ok":true`) {
-		t.Fatalf("readyz %d %s", resp.StatusCode, b)
+	if resp, b := h.do("GET", "/readyz", "", "", nil); resp.StatusCode != 200 || string(b) != `{"status":"ready"}`+"\n" {
+		t.Fatalf("readyz with Ollama down: %d %s", resp.StatusCode, b)
+	}
+	deps := func(tok string) DependenciesResponse {
+		t.Helper()
+		resp, b := h.do("GET", "/api/health/dependencies", tok, "", nil)
+		if resp.StatusCode != 200 {
+			t.Fatalf("dependencies %d %s", resp.StatusCode, b)
+		}
+		var d DependenciesResponse
+		if err := json.Unmarshal(b, &d); err != nil {
+			t.Fatal(err)
+		}
+		return d
+	}
+	if resp, b := h.do("GET", "/api/health/dependencies", "", "", nil); resp.StatusCode != 401 || strings.Contains(string(b), "10.0.0.7") {
+		t.Fatalf("anonymous dependencies %d %s", resp.StatusCode, b)
+	}
+	d := deps(adminTok)
+	ol, st := d.Dependencies[DepOllama], d.Dependencies[DepStore]
+	if d.Status != "ready" || ol.OK || !strings.Contains(ol.Error, "10.0.0.7:11434: connection refused") || ol.CheckedAt.IsZero() || !st.OK || st.Error != "" {
+		t.Fatalf("admin dependencies %+v", d)
+	}
+	if ol := deps(aliceTok).Dependencies[DepOllama]; ol.OK || ol.Error != "unavailable" {
+		t.Fatalf("user key sees %+v", ol)
+	}
+	metrics := func() string {
+		_, b := h.do("GET", "/metrics", "", "", nil)
+		return string(b)
+	}
+	for _, want := range []string{`rag_dependency_up{dependency="ollama"} 0`, `rag_dependency_up{dependency="store"} 1`, "rag_server_ready 1",
+		`rag_dependency_probe_duration_seconds{dependency="ollama"}`} {
+		if !strings.Contains(metrics(), want) {
+			t.Errorf("metrics lack %q", want)
+		}
 	}
 	h.probe = nil
+	h.ready.ProbeOnce(context.Background())
+	if m := metrics(); !strings.Contains(m, `rag_dependency_up{dependency="ollama"} 1`) {
+		t.Errorf("ollama back, metrics: %s", m)
+	}
+
+	// The store is the server itself: without it, not ready.
+	h.storeProbe = errors.New("disk I/O error")
+	h.ready.ProbeOnce(context.Background())
+	if resp, b := h.do("GET", "/readyz", "", "", nil); resp.StatusCode != 503 || string(b) != `{"status":"not ready"}`+"\n" {
+		t.Fatalf("readyz with the store failing: %d %s", resp.StatusCode, b)
+	}
+	if d := deps(adminTok); d.Status != "not ready" || d.Dependencies[DepStore].Error != "disk I/O error" || !strings.Contains(metrics(), "rag_server_ready 0") {
+		t.Fatalf("dependencies with the store failing: %+v", d)
+	}
+	h.storeProbe = nil
 	h.ready.ProbeOnce(context.Background())
 	if resp, _ := h.do("GET", "/readyz", "", "", nil); resp.StatusCode != 200 {
 		t.Fatalf("readyz %d", resp.StatusCode)
 	}
 	h.ready.SetDraining()
-	if resp, _ := h.do("GET", "/readyz", "", "", nil); resp.StatusCode != 503 {
-		t.Fatalf("draining readyz %d", resp.StatusCode)
+	if resp, b := h.do("GET", "/readyz", "", "", nil); resp.StatusCode != 503 || string(b) != `{"status":"not ready"}`+"\n" {
+		t.Fatalf("draining readyz %d %s", resp.StatusCode, b)
+	}
+	if d := deps(adminTok); d.Status != "draining" {
+		t.Fatalf("draining dependencies %+v", d)
 	}
 	h.upload(adminTok, []file{{"a.txt", []byte(words(20, "a"))}})
-	resp, b = h.do("GET", "/metrics", "", "", nil)
+	b := metrics()
 	for _, want := range []string{"rag_http_request_duration_seconds_bucket{code=\"202\",method=\"POST\",route=\"POST /api/documents\"", "rag_ingest_queue_depth", "rag_ingest_chunks_embedded_total"} {
-		if !strings.Contains(string(b), want) {
+		if !strings.Contains(b, want) {
 			t.Errorf("metrics lack %q", want)
 		}
 	}

@@ -126,6 +126,8 @@ func newOpenAIError(code int, msg string) openAIError {
 		typ, c = "rate_limit_error", "rate_limit_exceeded"
 	case http.StatusGatewayTimeout:
 		typ, c = "timeout_error", "timeout"
+	case http.StatusServiceUnavailable:
+		typ, c = "api_error", "service_unavailable"
 	default:
 		if code >= 500 {
 			typ, c = "api_error", "upstream_error"
@@ -240,6 +242,9 @@ func (s *Server) completions(w http.ResponseWriter, r *http.Request) {
 	tags, code, err := chatTags(principal(r), body.Tags)
 	if err != nil {
 		writeOpenAIError(w, code, "%v", err)
+		return
+	}
+	if s.answerUnavailable(w, "openai", writeOpenAIError) {
 		return
 	}
 

@@ -9,7 +9,8 @@
 // content not matching its type, or a wrong Content-Type; 422 a file of an allowed type that
 // cannot be read; 429 + Retry-After when the chat model's queue is full or a key has too many
 // sessions; 502 when answering failed at Ollama or the vector store; 503 + Retry-After when the
-// ingest queue or upload slots are full; 504 when an answer took longer than ragTimeout.
+// ingest queue or upload slots are full, or when a question needs Ollama or the vector store
+// and its last probe failed; 504 when an answer took longer than ragTimeout.
 package httpapi
 
 import (
@@ -160,6 +161,9 @@ func New(cfg Config, d Deps) (*Server, error) {
 	if d.Registry != nil {
 		d.Registry.MustRegister(s.latency)
 		s.chatM.register(d.Registry)
+		if d.Ready != nil {
+			d.Registry.MustRegister(d.Ready)
+		}
 	}
 	s.routes()
 	return s, nil
@@ -183,6 +187,7 @@ func (s *Server) routes() {
 	api("GET /api/sessions", s.listSessions)
 	api("GET /api/sessions/{id}", s.getSession)
 	api("DELETE /api/sessions/{id}", s.deleteSession)
+	api("GET /api/health/dependencies", s.dependencies)
 	if s.d.Chat != nil {
 		api("POST /api/chat", s.chat)
 		api("POST /v1/chat/completions", s.completions)
@@ -244,20 +249,6 @@ func (w *statusWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter }
 func (s *Server) healthz(w http.ResponseWriter, _ *http.Request) {
 	w.Header().Set("Content-Type", "application/json")
 	w.Write([]byte(`{"status":"ok"}` + "\n"))
-}
-
-// readyz serves the cached dependency probes.
-func (s *Server) readyz(w http.ResponseWriter, _ *http.Request) {
-	if s.d.Ready == nil {
-		writeJSON(w, http.StatusOK, map[string]any{"ready": true})
-		return
-	}
-	ready, checks := s.d.Ready.Snapshot()
-	code := http.StatusOK
-	if !ready {
-		code = http.StatusServiceUnavailable
-	}
-	writeJSON(w, code, map[string]any{"ready": ready, "checks": checks})
 }
 
 func principal(r *http.Request) auth.Principal {

@@ -109,12 +109,15 @@ func startServer(ctx context.Context, bin, dir string, cfg serverconfig.Config, 
 		return nil, err
 	}
 	go func() { _ = s.cmd.Wait(); close(s.done) }()
-	// Ready: /readyz passes (store, Ollama and Qdrant probed).
+	// Ready: /readyz passes (the server itself) and the probes report Ollama and Qdrant up.
 	client := probeClient()
 	deadline := time.Now().Add(90 * time.Second)
 	for {
 		rctx, cancel := context.WithTimeout(ctx, 2*time.Second)
 		err := getOK(rctx, client, s.URL+"/readyz")
+		if err == nil {
+			err = dependenciesUp(rctx, client, s.URL)
+		}
 		cancel()
 		if err == nil {
 			return s, nil
@@ -132,6 +135,38 @@ func startServer(ctx context.Context, bin, dir string, cfg serverconfig.Config, 
 			return nil, fmt.Errorf("rag-server not ready in 90 s: %v\n%s", err, tailFile(s.logPath, 4<<10))
 		}
 	}
+}
+
+// dependenciesUp is nil when the server's last probe of every dependency passed (the bench runs
+// the server without keys, so the details need none).
+func dependenciesUp(ctx context.Context, c *http.Client, base string) error {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, base+"/api/health/dependencies", nil)
+	if err != nil {
+		return err
+	}
+	resp, err := c.Do(req)
+	if err != nil {
+		return err
+	}
+	defer resp.Body.Close()
+	var out struct {
+		Dependencies map[string]struct {
+			OK    bool   `json:"ok"`
+			Error string `json:"error"`
+		} `json:"dependencies"`
+	}
+	if err := json.NewDecoder(resp.Body).Decode(&out); err != nil {
+		return fmt.Errorf("dependencies: status %d: %w", resp.StatusCode, err)
+	}
+	if len(out.Dependencies) == 0 {
+		return errors.New("dependencies: none reported")
+	}
+	for name, d := range out.Dependencies {
+		if !d.OK {
+			return fmt.Errorf("%s: %s", name, d.Error)
+		}
+	}
+	return nil
 }
 
 // stop sends SIGTERM, waits up to 30 s, then kills; it returns the peak RSS in MiB.

@@ -42,6 +42,7 @@ generate: $(CONTROLLER_GEN) ## Generate deepcopy code.
 manifests: $(CONTROLLER_GEN) ## Generate the CRD and RBAC manifests (and the chart's copy of the CRD).
 	$(CONTROLLER_GEN) rbac:roleName=rag-operator-manager crd paths=./api/... paths=./controllers/... \
 		output:crd:artifacts:config=config/crd/bases output:rbac:artifacts:config=config/rbac
+	go run ./hack/crd-descriptions config/crd/bases/*.yaml
 	hack/sync-chart.sh
 
 .PHONY: verify-gen

@@ -27,8 +27,9 @@ const WordsPerToken = 0.75
 // longWordRunes: each further this many runes in one word count as another unit.
 const longWordRunes = 10
 
-// DefaultMinWords: chunks with fewer words carry no retrievable meaning (page numbers, stray
-// headers) and are dropped.
+// DefaultMinWords: a piece with fewer words (a page holding only a number, a stray header, a
+// three-word memo) carries too little context to stand alone, so it is joined to a neighbouring
+// chunk when one has room. It is never dropped: every word of the text is in some chunk.
 const DefaultMinWords = 5
 
 // Section is a run of text with one location: a PDF page, a heading's scope, or the whole file.
@@ -53,7 +54,7 @@ type Chunk struct {
 type Options struct {
 	Size     int // target tokens per chunk (≥ 1)
 	Overlap  int // tokens repeated from the end of the previous chunk (0 ≤ Overlap < Size)
-	MinWords int // chunks with fewer words are dropped; 0 means DefaultMinWords
+	MinWords int // pieces with fewer words are joined to a neighbour; 0 means DefaultMinWords
 }
 
 // CountTokens is the approximate token count of s (see the package comment).
@@ -132,7 +133,9 @@ func scanWords(s string) []word {
 // change once it holds MinWords new words (a bare heading stays with the text under it);
 // no overlap is carried across such a boundary. Otherwise a chunk prefers to end after a
 // sentence or paragraph in its second half. Page and Section are those of the chunk's first
-// new (non-overlap) word. Chunks under MinWords words are dropped.
+// new (non-overlap) word. A piece under MinWords words is joined to the chunk before it, or
+// else to the one after it, when the two fit in Size; otherwise it stays a chunk of its own.
+// No text is ever dropped, so a document with any word has at least one chunk.
 func Split(sections []Section, opt Options) []Chunk {
 	if opt.Size < 1 {
 		opt.Size = 1
@@ -170,7 +173,10 @@ func Split(sections []Section, opt Options) []Chunk {
 		return a.Page != c.Page || a.Heading != c.Heading
 	}
 
-	var out []Chunk
+	// Pieces as word ranges [start, end); fresh is the first word not repeated from the previous
+	// piece, cut whether a boundary (page, heading) or nothing ends it.
+	type piece struct{ start, fresh, end int }
+	var pieces []piece
 	start, fresh := 0, 0 // fresh: first word not repeated from the previous chunk
 	for start < len(words) {
 		end, units := start, 0
@@ -209,22 +215,7 @@ func Split(sections []Section, opt Options) []Chunk {
 				}
 			}
 		}
-		n, u := 0, 0
-		for k := start; k < end; k++ {
-			n++
-			u += words[k].units
-		}
-		if n >= minWords {
-			sec := sections[wsec[min(fresh, end-1)]]
-			out = append(out, Chunk{
-				Index:   len(out),
-				Text:    text[words[start].start:words[end-1].end],
-				Page:    sec.Page,
-				Section: sec.Heading,
-				Words:   n,
-				Tokens:  unitsToTokens(u),
-			})
-		}
+		pieces = append(pieces, piece{start, fresh, end})
 		if end >= len(words) {
 			break
 		}
@@ -237,6 +228,43 @@ func Split(sections []Section, opt Options) []Chunk {
 			}
 		}
 		start, fresh = next, end
+	}
+
+	// Join short pieces to a neighbour with room: the previous one when this piece repeats none
+	// of it (it follows a boundary), else the next one when that repeats none of this piece.
+	unitsOf := func(p piece) int {
+		u := 0
+		for k := p.start; k < p.end; k++ {
+			u += words[k].units
+		}
+		return u
+	}
+	joined := pieces[:0]
+	for i := 0; i < len(pieces); i++ {
+		p := pieces[i]
+		if p.end-p.start < minWords {
+			if n := len(joined); n > 0 && joined[n-1].end == p.start && unitsOf(joined[n-1])+unitsOf(p) <= maxUnits {
+				joined[n-1].end = p.end
+				continue
+			}
+			if i+1 < len(pieces) && pieces[i+1].start == p.end && unitsOf(p)+unitsOf(pieces[i+1]) <= maxUnits {
+				pieces[i+1].start, pieces[i+1].fresh = p.start, p.fresh
+				continue
+			}
+		}
+		joined = append(joined, p)
+	}
+	out := make([]Chunk, 0, len(joined))
+	for _, p := range joined {
+		sec := sections[wsec[min(p.fresh, p.end-1)]]
+		out = append(out, Chunk{
+			Index:   len(out),
+			Text:    text[words[p.start].start:words[p.end-1].end],
+			Page:    sec.Page,
+			Section: sec.Heading,
+			Words:   p.end - p.start,
+			Tokens:  unitsToTokens(unitsOf(p)),
+		})
 	}
 	return out
 }

@@ -83,17 +83,49 @@ func TestSplitSizeAndOverlap(t *testing.T) {
 	}
 }
 
-func TestSplitDropsTinyChunks(t *testing.T) {
+// Short pieces are never dropped: a page holding four words joins the chunk before it, a
+// tiny first page the one after it, and a three-word memo is a chunk of its own.
+func TestSplitKeepsShortText(t *testing.T) {
 	chunks := Split([]Section{
-		{Page: 1, Text: "Page 1"},               // 2 words: dropped
+		{Page: 1, Text: "Page 1"},               // 2 words: joins page 2's chunk
 		{Page: 2, Text: numbered(20)},           // kept
-		{Page: 3, Text: "just four words here"}, // dropped
+		{Page: 3, Text: "just four words here"}, // joins page 2's chunk
 	}, Options{Size: 200, Overlap: 40})
-	if len(chunks) != 1 || chunks[0].Page != 2 || chunks[0].Index != 0 {
+	if len(chunks) != 1 || chunks[0].Index != 0 || chunks[0].Page != 1 || chunks[0].Words != 26 {
 		t.Fatalf("chunks = %+v", chunks)
 	}
-	if got := Split([]Section{{Text: "too short"}}, Options{Size: 200}); len(got) != 0 {
-		t.Fatalf("tiny document gave %d chunks", len(got))
+	if !strings.HasPrefix(chunks[0].Text, "Page 1\n\nw0 ") || !strings.HasSuffix(chunks[0].Text, "w19\n\njust four words here") {
+		t.Fatalf("text %q", chunks[0].Text)
+	}
+	for _, text := range []string{"too short", "Lunch moved Thursday.", "x"} {
+		got := Split([]Section{{Text: text}}, Options{Size: 200})
+		if len(got) != 1 || got[0].Text != text || got[0].Words != len(strings.Fields(text)) {
+			t.Fatalf("%q gave %+v", text, got)
+		}
+	}
+	if got := Split([]Section{{Text: " \n\t "}}, Options{Size: 200}); len(got) != 0 {
+		t.Fatalf("white space gave %+v", got)
+	}
+	// A short piece with no neighbour that has room stays alone: every word is in a chunk.
+	chunks = Split([]Section{
+		{Page: 1, Text: numbered(150)},
+		{Page: 2, Text: "lonely zebra"},
+		{Page: 3, Text: numbered(150)},
+	}, Options{Size: 200, Overlap: 40})
+	var found bool
+	for i, c := range chunks {
+		if c.Index != i {
+			t.Fatalf("chunk %d has index %d", i, c.Index)
+		}
+		if c.Tokens > 200 {
+			t.Fatalf("chunk %d has %d tokens", i, c.Tokens)
+		}
+		if strings.Contains(c.Text, "lonely zebra") {
+			found = c.Text == "lonely zebra" && c.Page == 2
+		}
+	}
+	if !found {
+		t.Fatalf("the short page is not a chunk of its own: %+v", chunks)
 	}
 }
 

@@ -74,11 +74,11 @@ func TestDOCXNestedParagraphsAndFallbackOnly(t *testing.T) {
 func TestDOCXMainPartFromRelationships(t *testing.T) {
 	w := `xmlns:w="http://schemas.openxmlformats.org/wordprocessingml/2006/main"`
 	z := testdocs.Zip(map[string]string{
-		"_rels/.rels": `<?xml version="1.0"?><Relationships xmlns="http://schemas.openxmlformats.org/package/2006/relationships"><Relationship Id="rId1" Type="http://schemas.openxmlformats.org/officeDocument/2006/relationships/officeDocument" Target="/word/document2.xml"/></Relationships>`,
-		"word/document2.xml": `<w:document ` + w + `><w:body><w:p><w:r><w:t>main body gecko</w:t></w:r></w:p></w:body></w:document>`,
+		"_rels/.rels":                   `<?xml version="1.0"?><Relationships xmlns="http://schemas.openxmlformats.org/package/2006/relationships"><Relationship Id="rId1" Type="http://schemas.openxmlformats.org/officeDocument/2006/relationships/officeDocument" Target="/word/document2.xml"/></Relationships>`,
+		"word/document2.xml":            `<w:document ` + w + `><w:body><w:p><w:r><w:t>main body gecko</w:t></w:r></w:p></w:body></w:document>`,
 		"word/_rels/document2.xml.rels": `<?xml version="1.0"?><Relationships xmlns="http://schemas.openxmlformats.org/package/2006/relationships"><Relationship Id="rId3" Type="http://schemas.openxmlformats.org/officeDocument/2006/relationships/footnotes" Target="footnotes2.xml"/><Relationship Id="rId4" Type="http://schemas.openxmlformats.org/officeDocument/2006/relationships/hyperlink" Target="https://example.com/" TargetMode="External"/></Relationships>`,
-		"word/footnotes2.xml": `<w:footnotes ` + w + `><w:footnote w:id="1"><w:p><w:r><w:t>note tapir</w:t></w:r></w:p></w:footnote></w:footnotes>`,
-		"word/footnotes.xml":  `<w:footnotes ` + w + `><w:footnote w:id="1"><w:p><w:r><w:t>unreferenced part</w:t></w:r></w:p></w:footnote></w:footnotes>`,
+		"word/footnotes2.xml":           `<w:footnotes ` + w + `><w:footnote w:id="1"><w:p><w:r><w:t>note tapir</w:t></w:r></w:p></w:footnote></w:footnotes>`,
+		"word/footnotes.xml":            `<w:footnotes ` + w + `><w:footnote w:id="1"><w:p><w:r><w:t>unreferenced part</w:t></w:r></w:p></w:footnote></w:footnotes>`,
 	})
 	d, err := parseBytes(t, parser(t), DOCX, z)
 	if err != nil {

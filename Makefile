@@ -103,6 +103,11 @@ run: ## Run the manager against the cluster in $$KUBECONFIG.
 demo: k8s-assets kwok helm ollama ## Local cluster with simulated DGX Spark nodes, operator installed by its chart, samples reconciled to Ready, printed.
 	KUBEBUILDER_ASSETS=$(K8S_ASSETS) KWOK_BIN=$(KWOK) HELM=$(HELM) OLLAMA_BIN=$(OLLAMA_BIN_DIR)/ollama go run ./cmd/demo
 
+.PHONY: demo-rag
+demo-rag: ollama ## The RAG server alone: real Ollama with tiny models, rag-server (embedded store) and its UI on http://127.0.0.1:8080, keys printed; Ctrl-C stops.
+	CGO_ENABLED=0 go build -trimpath -o $(OUT)/rag-server ./cmd/rag-server
+	OLLAMA_BIN=$(OLLAMA_BIN_DIR)/ollama go run ./cmd/demo-rag -server $(OUT)/rag-server $(DEMO_RAG_FLAGS)
+
 ##@ Test
 
 .PHONY: test
@@ -116,6 +121,15 @@ test-e2e: k8s-assets kwok ollama helm ## Chart lifecycle on a local cluster with
 .PHONY: bench
 bench: ollama ## Bulk ingest while health and chat are measured: ours vs the guide's failure and fix (writes docs/benchmarks/bench.*).
 	OLLAMA_BIN=$(OLLAMA_BIN_DIR)/ollama go run ./test/bench -out docs/benchmarks $(BENCH_FLAGS)
+
+.PHONY: test-ui
+test-ui: ollama ## The web UI in Chromium against the real server and Ollama; screenshots in $$TMPDIR/rag-ui-screenshots.
+	OLLAMA_BIN=$(OLLAMA_BIN_DIR)/ollama RAG_REQUIRE_CHROMIUM=1 RAG_REQUIRE_OLLAMA=1 go test ./test/ui/ -count=1 -v
+
+.PHONY: bench-ui
+bench-ui: ## Web UI in Chromium: first paint, time to interactive, bytes, the list with 5,000 documents (writes docs/benchmarks/ui.*).
+	CGO_ENABLED=0 go build -trimpath -o $(OUT)/rag-server ./cmd/rag-server
+	go run ./test/benchui -out docs/benchmarks -server $(OUT)/rag-server $(BENCH_UI_FLAGS)
 
 .PHONY: bench-operator
 bench-operator: k8s-assets ## Apply 50 appliances; time to children, API writes per steady-state reconcile, peak memory.

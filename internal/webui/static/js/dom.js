@@ -44,13 +44,14 @@ export function bytes(n) {
 }
 
 const rtf = new Intl.RelativeTimeFormat(undefined, { numeric: 'auto' });
+const df = new Intl.DateTimeFormat(undefined, { dateStyle: 'medium' });
 export function ago(iso) {
   const s = (new Date(iso).getTime() - Date.now()) / 1000;
   const a = Math.abs(s);
   if (a < 45) return rtf.format(Math.round(s), 'second');
   if (a < 2700) return rtf.format(Math.round(s / 60), 'minute');
   if (a < 64800) return rtf.format(Math.round(s / 3600), 'hour');
-  return new Date(iso).toLocaleDateString();
+  return df.format(new Date(iso));
 }
 
 /** toast shows a short message in the live region. */

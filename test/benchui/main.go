@@ -122,7 +122,9 @@ func run(out string, nDocs, runs int, bin string) error {
 		defer cancel()
 		return chromedp.Do(c, steps...)
 	}
-	cdpDo := func(f func(ctx context.Context, t *chromedp.Target) error) chromedp.Action[chromedp.Void] { return chromedp.Func(f) }
+	cdpDo := func(f func(ctx context.Context, t *chromedp.Target) error) chromedp.Action[chromedp.Void] {
+		return chromedp.Func(f)
+	}
 	// A long-task observer in every document, before any script of the page runs.
 	observer := `window.__long = []; new PerformanceObserver(l => { for (const e of l.getEntries()) window.__long.push(e.duration) }).observe({type: 'longtask', buffered: true});`
 	if err := do(

@@ -13,9 +13,11 @@ import (
 )
 
 // The enrichment step: a short summary and a few topic tags per ready document, on the
-// background lane so it never delays a chat. Its failures are recorded on the document
-// (enrich_status failed, enrich_error) and never change the document's own status. Auto-tags
-// are kept apart from the document's tags: tags grant access, and a model must not grant it.
+// background lane so it never delays a chat. While Ollama is unavailable (down, busy, the
+// summary or tagging model missing) the job goes back to its queue and the enrichment workers
+// wait, as document workers do. Other failures are recorded on the document (enrich_status
+// failed, enrich_error) and never change the document's own status. Auto-tags are kept apart
+// from the document's tags: tags grant access, and a model must not grant it.
 
 const (
 	summaryTokens = 256
@@ -24,7 +26,7 @@ const (
 )
 
 func (p *Pipeline) enrichWorker(ctx context.Context) {
-	for ctx.Err() == nil {
+	for p.enrichWait.waitOut(ctx) {
 		d, ok, err := p.st.ClaimEnrich(ctx)
 		if err != nil || !ok {
 			if err != nil && ctx.Err() == nil {
@@ -35,18 +37,30 @@ func (p *Pipeline) enrichWorker(ctx context.Context) {
 		}
 		ectx, cancel := context.WithTimeout(ctx, p.cfg.EnrichTimeout)
 		summary, tags, err := p.enrich(ectx, d)
+		ownDeadline := ectx.Err() != nil && ctx.Err() == nil
 		cancel()
 		cctx, ccancel := context.WithTimeout(context.WithoutCancel(ctx), cleanupAfter)
-		if ctx.Err() != nil {
+		switch {
+		case ctx.Err() != nil:
 			p.st.ReleaseEnrich(cctx, d.ID, d.Generation)
-		} else {
-			if err := p.st.FinishEnrich(cctx, d.ID, d.Generation, summary, tags, err); err != nil {
-				p.log.Error("Failed to record enrichment", "document", d.ID, "error", err)
+		case err != nil && !ownDeadline && errors.As(err, new(*DependencyError)):
+			if rerr := p.st.ReleaseEnrich(cctx, d.ID, d.Generation); rerr != nil {
+				p.log.Error("Failed to put an enrichment back in the queue", "document", d.ID, "error", rerr)
+			}
+			p.m.enrich.WithLabelValues("deferred").Inc()
+			p.deferred(jobEnrich, p.enrichWait, d, err)
+		default:
+			if ownDeadline {
+				err = fmt.Errorf("summary and tags took longer than %s: %w", p.cfg.EnrichTimeout, err)
+			}
+			if ferr := p.st.FinishEnrich(cctx, d.ID, d.Generation, summary, tags, err); ferr != nil {
+				p.log.Error("Failed to record enrichment", "document", d.ID, "error", ferr)
 			}
 			if err != nil {
 				p.m.enrich.WithLabelValues("failed").Inc()
 				p.log.Warn("Document enrichment failed", "document", d.ID, "error", err)
 			} else {
+				p.recovered(jobEnrich, p.enrichWait)
 				p.m.enrich.WithLabelValues("done").Inc()
 			}
 		}
@@ -70,7 +84,11 @@ func (p *Pipeline) enrich(ctx context.Context, d store.Document) (string, []stri
 		},
 	})
 	if err != nil {
-		errs = append(errs, fmt.Errorf("summary: %w", err))
+		err = dependencyErr(DepOllama, fmt.Errorf("summary: %w", err))
+		if errors.As(err, new(*DependencyError)) {
+			return "", nil, err // the tags would wait for the same Ollama
+		}
+		errs = append(errs, err)
 	}
 	var tags []string
 	resp, err := p.llm.Chat(ctx, llm.Background, llm.ChatRequest{
@@ -83,7 +101,7 @@ func (p *Pipeline) enrich(ctx context.Context, d store.Document) (string, []stri
 		},
 	})
 	if err != nil {
-		errs = append(errs, fmt.Errorf("tags: %w", err))
+		errs = append(errs, dependencyErr(DepOllama, fmt.Errorf("tags: %w", err)))
 	} else if tags = ParseTags(resp.Content); len(tags) == 0 {
 		errs = append(errs, errors.New("tags: the model's answer held no usable tag"))
 	}

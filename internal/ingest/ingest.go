@@ -14,15 +14,9 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"net"
-	"net/http"
 	"strings"
 	"sync"
-	"syscall"
 	"time"
-
-	"google.golang.org/grpc/codes"
-	"google.golang.org/grpc/status"
 
 	"github.com/ragstack/rag-operator/internal/chunk"
 	"github.com/ragstack/rag-operator/internal/llm"
@@ -56,7 +50,11 @@ type Config struct {
 	PollInterval time.Duration
 	// MaintainInterval is how often interrupted deletes and tag updates are retried. Default 30s.
 	MaintainInterval time.Duration
-	Logger           *slog.Logger
+	// OutageBackoff and OutageBackoffMax bound the wait after a job was put back in the queue
+	// because Ollama or the vector store was unavailable: it doubles per failure from the first
+	// to the second and resets on the next success. Defaults 1s and 30s.
+	OutageBackoff, OutageBackoffMax time.Duration
+	Logger                          *slog.Logger
 }
 
 func (c Config) withDefaults() Config {
@@ -77,6 +75,12 @@ func (c Config) withDefaults() Config {
 	if c.MaintainInterval <= 0 {
 		c.MaintainInterval = 30 * time.Second
 	}
+	if c.OutageBackoff <= 0 {
+		c.OutageBackoff = time.Second
+	}
+	if c.OutageBackoffMax < c.OutageBackoff {
+		c.OutageBackoffMax = max(30*time.Second, c.OutageBackoff)
+	}
 	if c.Logger == nil {
 		c.Logger = slog.Default()
 	}
@@ -92,7 +96,7 @@ type Parser interface {
 var (
 	errDeleted   = errors.New("document deleted")
 	errRequeued  = errors.New("document reprocessed")
-	errNoChunks  = errors.New("no chunk of at least 5 words: nothing to index")
+	errNoChunks  = errors.New("nothing to index: the text has no words")
 	cleanupAfter = 30 * time.Second // bound on cleanup calls made after a job's context ended
 )
 
@@ -118,11 +122,9 @@ type Pipeline struct {
 	mu       sync.Mutex // held across Claim+register and MarkDeleting+lookup
 	inflight map[string]*job
 
-	// While Ollama or the vector store is down, workers pause instead of failing every queued
-	// document: the backoff doubles per transient failure (1 s … 30 s) and resets on success.
-	pauseMu     sync.Mutex
-	pausedUntil time.Time
-	backoff     time.Duration
+	// While Ollama or the vector store is unavailable, the workers of each kind pause instead of
+	// failing every queued job (see dependency.go).
+	docWait, enrichWait *backoff
 }
 
 // New builds a pipeline; Run starts it.
@@ -136,6 +138,8 @@ func New(cfg Config, st *store.Store, p Parser, lc llm.Client, vs vector.Store, 
 		wake:       make(chan struct{}, cfg.Workers),
 		enrichWake: make(chan struct{}, cfg.EnrichWorkers),
 		inflight:   map[string]*job{},
+		docWait:    &backoff{min: cfg.OutageBackoff, max: cfg.OutageBackoffMax},
+		enrichWait: &backoff{min: cfg.OutageBackoff, max: cfg.OutageBackoffMax},
 	}
 }
 
@@ -183,16 +187,7 @@ func (p *Pipeline) sleep(ctx context.Context, wake <-chan struct{}) {
 }
 
 func (p *Pipeline) worker(ctx context.Context) {
-	for ctx.Err() == nil {
-		if wait := p.pauseLeft(); wait > 0 {
-			t := time.NewTimer(wait)
-			select {
-			case <-ctx.Done():
-			case <-t.C:
-			}
-			t.Stop()
-			continue
-		}
+	for p.docWait.waitOut(ctx) {
 		d, j, ok, err := p.claim(ctx)
 		if err != nil {
 			if ctx.Err() == nil {
@@ -245,7 +240,7 @@ func (p *Pipeline) process(ctx context.Context, d store.Document, j *job) {
 	defer ccancel()
 	switch {
 	case err == nil:
-		p.resetPause()
+		p.recovered(jobDocument, p.docWait)
 		if ok, ferr := p.st.Finish(cctx, d.ID, d.Generation, out); ferr != nil {
 			p.log.Error("Failed to record a processed document", "document", d.ID, "error", ferr)
 		} else if ok {
@@ -263,16 +258,15 @@ func (p *Pipeline) process(ctx context.Context, d store.Document, j *job) {
 		if rerr := p.st.Release(cctx, d.ID, d.Generation); rerr != nil {
 			p.log.Error("Failed to release a document", "document", d.ID, "error", rerr)
 		}
-	case jctx.Err() == nil && Transient(err):
-		// Ollama or the vector store is down or overloaded: not the document's fault. It goes
-		// back to the head of the queue (its points are overwritten by the retry, same ids) and
-		// the workers pause.
-		wait := p.pause()
+	case jctx.Err() == nil && errors.As(err, new(*DependencyError)):
+		// Ollama or the vector store is down, overloaded or lacks a configured model: not the
+		// document's fault. It goes back to the head of the queue, pending (its points are
+		// overwritten by the retry, same ids), and the workers pause.
 		if rerr := p.st.Release(cctx, d.ID, d.Generation); rerr != nil {
 			p.log.Error("Failed to release a document", "document", d.ID, "error", rerr)
 		}
 		p.m.docs.WithLabelValues("retried").Inc()
-		p.log.Warn("Dependency unavailable, document will be retried", "document", d.ID, "retryIn", wait.String(), "error", err)
+		p.deferred(jobDocument, p.docWait, d, err)
 	default:
 		if errors.Is(err, context.DeadlineExceeded) || errors.Is(cause, context.DeadlineExceeded) {
 			err = fmt.Errorf("processing took longer than %s: %w", p.cfg.DocTimeout, err)
@@ -289,50 +283,24 @@ func (p *Pipeline) process(ctx context.Context, d store.Document, j *job) {
 	}
 }
 
-func (p *Pipeline) pause() time.Duration {
-	p.pauseMu.Lock()
-	defer p.pauseMu.Unlock()
-	p.backoff = min(max(2*p.backoff, time.Second), 30*time.Second)
-	p.pausedUntil = time.Now().Add(p.backoff)
-	return p.backoff
+// deferred records a job put back in the queue for a dependency, pauses the workers of its
+// kind and reports the dependency.
+func (p *Pipeline) deferred(kind string, b *backoff, d store.Document, err error) {
+	var de *DependencyError
+	errors.As(err, &de)
+	wait := b.fail(de.Dependency)
+	p.m.deferred.WithLabelValues(kind, de.Dependency, de.Reason).Inc()
+	p.m.blocked.WithLabelValues(kind, de.Dependency).Set(1)
+	p.log.Warn("Dependency unavailable, job put back in the queue", "job", kind, "document", d.ID,
+		"dependency", de.Dependency, "reason", de.Reason, "retryIn", wait.Round(time.Millisecond).String(), "error", err)
 }
 
-func (p *Pipeline) resetPause() {
-	p.pauseMu.Lock()
-	defer p.pauseMu.Unlock()
-	p.backoff = 0
-}
-
-func (p *Pipeline) pauseLeft() time.Duration {
-	p.pauseMu.Lock()
-	defer p.pauseMu.Unlock()
-	return time.Until(p.pausedUntil)
-}
-
-// Transient says an error comes from a dependency being down or busy (connection refused or
-// reset, 5xx or 429 from Ollama, a full lane queue, gRPC Unavailable), not from the document.
-func Transient(err error) bool {
-	if err == nil {
-		return false
+// recovered records a job of the kind that finished: its workers no longer wait.
+func (p *Pipeline) recovered(kind string, b *backoff) {
+	for _, dep := range b.ok() {
+		p.m.blocked.WithLabelValues(kind, dep).Set(0)
+		p.log.Info("Dependency available again", "job", kind, "dependency", dep)
 	}
-	if errors.Is(err, llm.ErrBusy) || errors.Is(err, syscall.ECONNREFUSED) || errors.Is(err, syscall.ECONNRESET) || errors.Is(err, io.ErrUnexpectedEOF) {
-		return true
-	}
-	var se *llm.StatusError
-	if errors.As(err, &se) {
-		return se.StatusCode >= 500 && se.StatusCode != http.StatusNotImplemented || se.StatusCode == http.StatusTooManyRequests
-	}
-	var ne net.Error
-	if errors.As(err, &ne) {
-		return true
-	}
-	for e := err; e != nil; e = errors.Unwrap(e) {
-		if st, ok := status.FromError(e); ok && (st.Code() == codes.Unavailable || st.Code() == codes.ResourceExhausted) {
-			return true
-		}
-	}
-	msg := err.Error()
-	return strings.Contains(msg, "connection refused") || strings.Contains(msg, "connection reset")
 }
 
 // excerptBytes is how much of the text the summary step reads.
@@ -365,7 +333,7 @@ func (p *Pipeline) ingest(ctx context.Context, d store.Document) (store.Outcome,
 		}
 		vecs, err := p.llm.Embed(ctx, llm.Background, p.cfg.EmbedModel, texts)
 		if err != nil {
-			return store.Outcome{}, fmt.Errorf("embed chunks %d-%d: %w", i, i+len(batch)-1, err)
+			return store.Outcome{}, dependencyErr(DepOllama, fmt.Errorf("embed chunks %d-%d: %w", i, i+len(batch)-1, err))
 		}
 		if len(vecs) != len(batch) {
 			return store.Outcome{}, fmt.Errorf("embed chunks %d-%d: got %d vectors for %d texts", i, i+len(batch)-1, len(vecs), len(batch))
@@ -378,14 +346,14 @@ func (p *Pipeline) ingest(ctx context.Context, d store.Document) (store.Outcome,
 			}
 		}
 		if err := p.vec.Upsert(ctx, points); err != nil {
-			return store.Outcome{}, fmt.Errorf("upsert chunks %d-%d: %w", i, i+len(batch)-1, err)
+			return store.Outcome{}, dependencyErr(DepVector, fmt.Errorf("upsert chunks %d-%d: %w", i, i+len(batch)-1, err))
 		}
 		p.m.chunks.Add(float64(len(batch)))
 	}
 	// The new chunks are all in place: only now trim what an older generation had beyond them,
 	// so the document is never without points.
 	if err := p.vec.DeleteDocument(ctx, d.ID, len(chunks)); err != nil {
-		return store.Outcome{}, fmt.Errorf("trim old chunks: %w", err)
+		return store.Outcome{}, dependencyErr(DepVector, fmt.Errorf("trim old chunks: %w", err))
 	}
 	var ex strings.Builder
 	for _, c := range chunks {

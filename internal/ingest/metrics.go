@@ -2,6 +2,12 @@ package ingest
 
 import "github.com/prometheus/client_golang/prometheus"
 
+// Job kinds, as metric labels.
+const (
+	jobDocument = "document"
+	jobEnrich   = "enrich"
+)
+
 // Metrics are the pipeline's Prometheus series.
 type Metrics struct {
 	byStatus *prometheus.GaugeVec
@@ -11,6 +17,8 @@ type Metrics struct {
 	chunks   prometheus.Counter
 	duration prometheus.Histogram
 	enrich   *prometheus.CounterVec
+	deferred *prometheus.CounterVec
+	blocked  *prometheus.GaugeVec
 }
 
 // NewMetrics creates the series and registers them on reg (nil: not exported).
@@ -36,17 +44,30 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 			Buckets: prometheus.ExponentialBuckets(0.1, 2, 14),
 		}),
 		enrich: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: "rag_enrich_documents_total", Help: "Summary/auto-tag jobs, by outcome (done, failed).",
+			Name: "rag_enrich_documents_total", Help: "Summary/auto-tag jobs, by outcome (done, failed; deferred: sent back to the queue because a dependency was down).",
 		}, []string{"outcome"}),
+		deferred: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "rag_ingest_deferred_total",
+			Help: "Jobs (document: parse to upsert; enrich: summary and tags) put back in the queue because a dependency was unavailable, by dependency (ollama, vector) and reason (unreachable, busy, timeout, server_error, model_missing, collection_missing).",
+		}, []string{"job", "dependency", "reason"}),
+		blocked: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Name: "rag_ingest_blocked",
+			Help: "1 while the workers of a job kind (document, enrich) wait for a dependency (ollama, vector) to come back, from its last failure to the next success; 0 otherwise.",
+		}, []string{"job", "dependency"}),
 	}
 	for _, o := range []string{"ready", "failed", "retried"} {
 		m.docs.WithLabelValues(o)
 	}
-	for _, o := range []string{"done", "failed"} {
+	for _, o := range []string{"done", "failed", "deferred"} {
 		m.enrich.WithLabelValues(o)
 	}
+	for _, j := range []string{jobDocument, jobEnrich} {
+		for _, d := range []string{DepOllama, DepVector} {
+			m.blocked.WithLabelValues(j, d)
+		}
+	}
 	if reg != nil {
-		reg.MustRegister(m.byStatus, m.queue, m.inFlight, m.docs, m.chunks, m.duration, m.enrich)
+		reg.MustRegister(m.byStatus, m.queue, m.inFlight, m.docs, m.chunks, m.duration, m.enrich, m.deferred, m.blocked)
 	}
 	return m
 }

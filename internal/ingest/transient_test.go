@@ -2,8 +2,14 @@ package ingest
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"io"
+	"net"
 	"net/http"
+	"net/url"
+	"os"
+	"strings"
 	"syscall"
 	"testing"
 	"time"
@@ -22,43 +28,211 @@ import (
 )
 
 func TestTransient(t *testing.T) {
+	refused := &net.OpError{Op: "dial", Net: "tcp", Err: os.NewSyscallError("connect", syscall.ECONNREFUSED)}
 	tests := []struct {
-		err  error
-		want bool
+		dep    string
+		err    error
+		reason string // "": the document's own failure
 	}{
-		{fmt.Errorf("embed chunks 0-3: %w", llm.ErrBusy), true},
-		{fmt.Errorf("embed: %w", &llm.StatusError{Op: "embed", StatusCode: http.StatusServiceUnavailable}), true},
-		{fmt.Errorf("embed: %w", &llm.StatusError{Op: "embed", StatusCode: http.StatusTooManyRequests}), true},
-		{fmt.Errorf("embed: %w", &llm.StatusError{Op: "embed", StatusCode: http.StatusBadRequest}), false},
-		{fmt.Errorf("embed: %w", &llm.StatusError{Op: "embed", StatusCode: http.StatusNotImplemented}), false},
-		{fmt.Errorf("dial: %w", syscall.ECONNREFUSED), true},
-		{fmt.Errorf("upsert: %w", status.Error(codes.Unavailable, "connection refused")), true},
-		{fmt.Errorf("upsert: %w", status.Error(codes.InvalidArgument, "Wrong input: Vector dimension error")), false},
-		{fmt.Errorf("parse: %w", parse.ErrMalformed), false},
-		{errNoChunks, false},
+		{DepOllama, fmt.Errorf("embed chunks 0-3: %w", llm.ErrBusy), ReasonBusy},
+		{DepOllama, fmt.Errorf("embed: %w", &llm.StatusError{Op: "embed", StatusCode: http.StatusServiceUnavailable}), ReasonBusy},
+		{DepOllama, fmt.Errorf("embed: %w", &llm.StatusError{Op: "embed", StatusCode: http.StatusTooManyRequests}), ReasonBusy},
+		{DepOllama, fmt.Errorf("embed: %w", &llm.StatusError{Op: "embed", StatusCode: http.StatusBadGateway}), ReasonServerError},
+		{DepOllama, fmt.Errorf("embed: %w", &llm.StatusError{Op: "embed", StatusCode: http.StatusNotFound, Message: "model 'nomic-embed-text' not found"}), ReasonModelMissing},
+		{DepOllama, fmt.Errorf("chat: %w", &llm.StatusError{Op: "chat", StatusCode: http.StatusNotFound, Message: `model "qwen3:8b" not found, try pulling it first`}), ReasonModelMissing},
+		{DepOllama, fmt.Errorf("embed: %w", &llm.StatusError{Op: "embed", StatusCode: http.StatusBadRequest, Message: "invalid input type"}), ""},
+		{DepOllama, fmt.Errorf("embed: %w", &llm.StatusError{Op: "embed", StatusCode: http.StatusNotImplemented}), ""},
+		{DepOllama, fmt.Errorf("dial: %w", syscall.ECONNREFUSED), ReasonUnreachable},
+		{DepOllama, fmt.Errorf("ollama chat: giving up after 4 attempts: %w", &url.Error{Op: "Post", URL: "http://ollama:11434/api/chat", Err: refused}), ReasonUnreachable},
+		{DepOllama, fmt.Errorf("reading answer: %w", io.ErrUnexpectedEOF), ReasonUnreachable},
+		{DepOllama, fmt.Errorf("ollama embed texts 0..3: giving up after 4 attempts: %w", context.DeadlineExceeded), ReasonTimeout},
+		{DepOllama, context.Canceled, ""},
+		{DepVector, fmt.Errorf("upsert: %w", status.Error(codes.Unavailable, "connection refused")), ReasonUnreachable},
+		{DepVector, fmt.Errorf("upsert: %w", status.Error(codes.DeadlineExceeded, "deadline")), ReasonTimeout},
+		{DepVector, fmt.Errorf("upsert: %w", status.Error(codes.ResourceExhausted, "too many")), ReasonBusy},
+		{DepVector, fmt.Errorf("upsert: %w", status.Error(codes.NotFound, "Collection `documents` doesn't exist!")), ReasonCollectionMissing},
+		{DepVector, fmt.Errorf("upsert: %w", status.Error(codes.InvalidArgument, "Wrong input: Vector dimension error")), ""},
+		{DepVector, fmt.Errorf("parse: %w", parse.ErrMalformed), ""},
+		{DepVector, errNoChunks, ""},
 	}
 	for _, tt := range tests {
-		if got := Transient(tt.err); got != tt.want {
-			t.Errorf("Transient(%v) = %v, want %v", tt.err, got, tt.want)
+		err := dependencyErr(tt.dep, tt.err)
+		var de *DependencyError
+		got := ""
+		if errors.As(err, &de) {
+			got = de.Reason
+			if de.Dependency != tt.dep || !errors.Is(err, tt.err) {
+				t.Errorf("%v: wrapped as %+v", tt.err, de)
+			}
+		}
+		if got != tt.reason {
+			t.Errorf("dependencyErr(%s, %v): reason %q, want %q", tt.dep, tt.err, got, tt.reason)
+		}
+		if Transient(tt.err) != (tt.reason != "") {
+			t.Errorf("Transient(%v) = %v", tt.err, !(tt.reason != ""))
 		}
 	}
 }
 
-// A dependency outage does not fail documents: they wait and finish when it returns.
+// waitFor polls cond for up to 10 s.
+func waitFor(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting for %s", what)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+// outageConfig retries quickly: the tests wait for recoveries.
+func outageConfig(c Config) Config {
+	c.OutageBackoff, c.OutageBackoffMax = 20*time.Millisecond, 100*time.Millisecond
+	return c
+}
+
+// notFailed fails the test if any of the documents failed, and returns how many are ready.
+func notFailed(t *testing.T, st *store.Store, ids []string) (ready int) {
+	t.Helper()
+	for _, id := range ids {
+		d, err := st.Get(context.Background(), id)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if d.Status == store.Failed || d.Enrich == store.EnrichFailed {
+			t.Fatalf("document %s failed during an outage: %q / enrichment %q", id, d.Error, d.EnrichErr)
+		}
+		if d.Status == store.Ready {
+			ready++
+		}
+	}
+	return ready
+}
+
+// A dependency outage does not fail documents: they wait, pending, and finish when it returns;
+// the deferral and the wait are in the metrics.
 func TestOutageRetriesInsteadOfFailing(t *testing.T) {
-	e := newEnv(t, Config{Workers: 1})
-	e.llm.SetEmbedErr(fmt.Errorf("embed: %w", &llm.StatusError{Op: "embed", StatusCode: http.StatusServiceUnavailable}))
+	for _, tc := range []struct {
+		name, dep, reason string
+		set               func(e *env, err error)
+		err               error
+	}{
+		{"ollama 503", DepOllama, ReasonBusy, func(e *env, err error) { e.llm.SetEmbedErr(err) },
+			fmt.Errorf("embed: %w", &llm.StatusError{Op: "embed", StatusCode: http.StatusServiceUnavailable})},
+		{"ollama refused", DepOllama, ReasonUnreachable, func(e *env, err error) { e.llm.SetEmbedErr(err) },
+			&url.Error{Op: "Post", URL: "http://127.0.0.1:1/api/embed", Err: &net.OpError{Op: "dial", Net: "tcp", Err: os.NewSyscallError("connect", syscall.ECONNREFUSED)}}},
+		{"embedding model missing", DepOllama, ReasonModelMissing, func(e *env, err error) { e.llm.SetEmbedErr(err) },
+			&llm.StatusError{Op: "embed", StatusCode: http.StatusNotFound, Message: "model 'embed' not found"}},
+		{"qdrant unavailable", DepVector, ReasonUnreachable, func(e *env, err error) { e.vec.SetErrors(err, nil) },
+			status.Error(codes.Unavailable, "connection refused")},
+		{"qdrant deadline", DepVector, ReasonTimeout, func(e *env, err error) { e.vec.SetErrors(err, nil) },
+			status.Error(codes.DeadlineExceeded, "context deadline exceeded")},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			e := newEnv(t, outageConfig(Config{Workers: 2}))
+			tc.set(e, tc.err)
+			e.start()
+			var ids []string
+			for i := range 5 {
+				ids = append(ids, e.upload(fmt.Sprintf("d%d.txt", i), []byte(words(60, fmt.Sprintf("d%d-", i)))).ID)
+			}
+			deferred := e.p.m.deferred.WithLabelValues(jobDocument, tc.dep, tc.reason)
+			waitFor(t, "documents deferred", func() bool { return testutil.ToFloat64(deferred) >= 3 })
+			if got := testutil.ToFloat64(e.p.m.blocked.WithLabelValues(jobDocument, tc.dep)); got != 1 {
+				t.Errorf("rag_ingest_blocked{job=document,dependency=%s} = %v during the outage, want 1", tc.dep, got)
+			}
+			if n := notFailed(t, e.st, ids); n != 0 {
+				t.Fatalf("%d documents ready during the outage", n)
+			}
+			for _, id := range ids {
+				if d, _ := e.st.Get(context.Background(), id); d.Status != store.Pending && d.Status != store.Processing {
+					t.Fatalf("document %s is %s during the outage", id, d.Status)
+				}
+			}
+			tc.set(e, nil)
+			waitFor(t, "every document ready", func() bool { return notFailed(t, e.st, ids) == len(ids) })
+			for _, id := range ids {
+				if len(e.vec.Chunks(id)) == 0 {
+					t.Fatalf("document %s has no points", id)
+				}
+			}
+			if got := testutil.ToFloat64(e.p.m.blocked.WithLabelValues(jobDocument, tc.dep)); got != 0 {
+				t.Errorf("rag_ingest_blocked = %v after recovery, want 0", got)
+			}
+		})
+	}
+}
+
+// What the document itself causes still fails it, with the reason: an input the embedding
+// model rejects, a file that does not parse, a file without text.
+func TestDocumentDefectsFail(t *testing.T) {
+	e := newEnv(t, outageConfig(Config{Workers: 1}))
+	e.llm.SetEmbedErr(fmt.Errorf("ollama embed texts 0..1: %w", &llm.StatusError{Op: "embed", StatusCode: http.StatusBadRequest, Message: "invalid input"}))
 	e.start()
-	d := e.upload("a.txt", []byte(words(100, "w")))
-	time.Sleep(300 * time.Millisecond)
-	if got, _ := e.st.Get(context.Background(), d.ID); got.Status == store.Failed {
-		t.Fatalf("failed during an outage: %s", got.Error)
+	d := e.upload("a.txt", []byte(words(20, "w")))
+	if got := e.wait(d.ID, store.Failed); !strings.Contains(got.Error, "invalid input") {
+		t.Fatalf("error %q", got.Error)
 	}
 	e.llm.SetEmbedErr(nil)
-	// The pause after the first failure is 1 s.
-	got := e.wait(d.ID, store.Ready)
-	if got.Error != "" || len(e.vec.Chunks(d.ID)) == 0 {
-		t.Fatalf("%+v", got)
+	bad := e.upload("b.docx", []byte("PK\x03\x04 broken zip"))
+	if got := e.wait(bad.ID, store.Failed); !strings.Contains(got.Error, "parse") {
+		t.Fatalf("error %q", got.Error)
+	}
+	blank := e.upload("c.txt", []byte(" \n\t \n"))
+	if got := e.wait(blank.ID, store.Failed); !strings.Contains(got.Error, "no text") {
+		t.Fatalf("error %q", got.Error)
+	}
+	for _, dep := range []string{DepOllama, DepVector} {
+		if got := testutil.ToFloat64(e.p.m.blocked.WithLabelValues(jobDocument, dep)); got != 0 {
+			t.Errorf("blocked on %s by document defects", dep)
+		}
+	}
+}
+
+// Summaries and tags wait for Ollama too: a refused connection or a missing summary model puts
+// the job back in its queue; it finishes when Ollama is back, and is never recorded failed.
+func TestEnrichmentWaitsForOllama(t *testing.T) {
+	for _, tc := range []struct {
+		name, reason string
+		err          error
+	}{
+		{"refused", ReasonUnreachable, fmt.Errorf("ollama chat: giving up after 4 attempts: %w",
+			&url.Error{Op: "Post", URL: "http://ollama:11434/api/chat", Err: &net.OpError{Op: "dial", Net: "tcp", Err: os.NewSyscallError("connect", syscall.ECONNREFUSED)}})},
+		{"summary model missing", ReasonModelMissing, fmt.Errorf("ollama chat: %w", &llm.StatusError{Op: "chat", StatusCode: http.StatusNotFound, Message: "model 'sum' not found"})},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			e := newEnv(t, outageConfig(Config{Workers: 2, EnrichWorkers: 2, Enrich: true}))
+			e.llm.SetChatErr(tc.err)
+			e.start()
+			var ids []string
+			for i := range 4 {
+				ids = append(ids, e.upload(fmt.Sprintf("d%d.txt", i), []byte(words(30, fmt.Sprintf("d%d-", i)))).ID)
+			}
+			waitFor(t, "documents ready", func() bool { return notFailed(t, e.st, ids) == len(ids) })
+			deferred := e.p.m.deferred.WithLabelValues(jobEnrich, DepOllama, tc.reason)
+			waitFor(t, "enrichment deferred", func() bool { return testutil.ToFloat64(deferred) >= 3 })
+			notFailed(t, e.st, ids)
+			if got := testutil.ToFloat64(e.p.m.blocked.WithLabelValues(jobEnrich, DepOllama)); got != 1 {
+				t.Errorf("rag_ingest_blocked{job=enrich} = %v during the outage", got)
+			}
+			e.llm.SetChatErr(nil)
+			waitFor(t, "every document enriched", func() bool {
+				notFailed(t, e.st, ids)
+				for _, id := range ids {
+					if d, _ := e.st.Get(context.Background(), id); d.Enrich != store.EnrichDone || d.Summary == "" || len(d.AutoTags) == 0 {
+						return false
+					}
+				}
+				return true
+			})
+			if got := testutil.ToFloat64(e.p.m.enrich.WithLabelValues("failed")); got != 0 {
+				t.Errorf("%v enrichments failed", got)
+			}
+			if got := testutil.ToFloat64(e.p.m.blocked.WithLabelValues(jobEnrich, DepOllama)); got != 0 {
+				t.Errorf("rag_ingest_blocked{job=enrich} = %v after recovery", got)
+			}
+		})
 	}
 }
 

@@ -95,6 +95,7 @@ func run(out string, nDocs, runs int, bin string) error {
 		}
 	}
 	cfg := serverconfig.Default()
+	cfg.Listen = ""                       // a free port
 	cfg.Ollama.URL = "http://127.0.0.1:9" // discard: nothing answers
 	cfg.Limits.MaxConcurrentProcessing = 1
 	srv, err := ragproc.Start(ragproc.Options{Binary: bin, Dir: tmp, Config: cfg, Args: []string{"--enrich=false"},

@@ -96,3 +96,9 @@ func js(s string) string {
 	b, _ := json.Marshal(s)
 	return string(b)
 }
+
+// setValue sets a form field's value as typing would leave it (and fires input).
+func (p *page) setValue(sel, v string) {
+	p.t.Helper()
+	eval[bool](p, fmt.Sprintf(`(() => { const e = document.querySelector(%s); e.value = %s; e.dispatchEvent(new Event('input', {bubbles: true})); return true })()`, js(sel), js(v)))
+}

@@ -65,6 +65,7 @@ func startStack(t *testing.T) *ragproc.Proc {
 	dir := t.TempDir()
 	cfg := serverconfig.Default()
 	cfg.Ollama.URL, cfg.Ollama.KeepAlive = ol.URL, "-1"
+	cfg.Listen = "" // a free port
 	cfg.Uploads.MaxFileBytes = 1 << 20
 	srv, err := ragproc.Start(ragproc.Options{Binary: binary, Dir: dir, Config: cfg, Args: []string{"--enrich=false", "--probe-interval=1s"},
 		Keys: []ragproc.Key{{Name: "admin", Token: adminKey, Role: "admin"}, {Name: "hr-reader", Token: hrKey, Role: "user", Tags: []string{"hr"}}}})
@@ -110,7 +111,8 @@ func (p *page) ask(question string) {
 	// tokens arrived one by one, before the done event.
 	eval[any](p, `window.__streamed = 0; new MutationObserver(() => { if (document.querySelector('.answer[aria-busy="true"]')?.textContent) window.__streamed++ })
 		.observe(document.querySelector('#turns'), {subtree: true, childList: true, characterData: true}); true`)
-	p.do("ask", chromedp.SetValue(chromedp.CSS("#question"), question), chromedp.Click(chromedp.CSS("#ask")))
+	p.setValue("#question", question)
+	p.do("ask", chromedp.Click(chromedp.CSS("#ask")))
 	p.waitJS("answer done", `document.querySelector('.answer[aria-busy="false"]') && !document.querySelector('.answer[aria-busy="true"]')`, 2*time.Minute)
 }
 
@@ -141,7 +143,7 @@ func TestUI(t *testing.T) {
 	if eval[string](p, `sessionStorage.getItem('rag.apiKey') || ''`) != "" {
 		t.Fatal("a refused key was kept")
 	}
-	p.do("clear", chromedp.SetValue(chromedp.CSS("#key"), ""))
+	p.setValue("#key", "")
 	p.signIn(adminKey)
 	if got := eval[string](p, `location.href`); strings.Contains(got, adminKey) {
 		t.Fatalf("the key is in the URL: %s", got)
@@ -153,10 +155,10 @@ func TestUI(t *testing.T) {
 
 	// Upload three documents, one refused.
 	dir := writeFiles(t, map[string]string{"hr-policy.txt": hrText, "tool.exe": "MZ\x90\x00 not a document", "finance-report.md": financeText, "xss-test.txt": xssText})
-	p.do("tags hr", chromedp.SetValue(chromedp.CSS("#upload-tags"), "hr"))
+	p.setValue("#upload-tags", "hr")
 	p.do("pick files", chromedp.SetUploadFiles(chromedp.CSS("#files"), []string{filepath.Join(dir, "hr-policy.txt"), filepath.Join(dir, "tool.exe")}))
 	p.waitJS("two outcomes", `document.querySelectorAll('.upload.ok, .upload.bad').length == 2`, 30*time.Second)
-	p.do("tags finance", chromedp.SetValue(chromedp.CSS("#upload-tags"), "finance"))
+	p.setValue("#upload-tags", "finance")
 	p.do("pick file", chromedp.SetUploadFiles(chromedp.CSS("#files"), []string{filepath.Join(dir, "finance-report.md")}))
 	p.waitJS("two ready", rowStatus("hr-policy.txt")+` === 'ready' && `+rowStatus("finance-report.md")+` === 'ready'`, 2*time.Minute)
 	refusal := eval[string](p, `[...document.querySelectorAll('.upload.bad')].map(li => li.textContent).join('|')`)
@@ -190,7 +192,7 @@ func TestUI(t *testing.T) {
 	// A document with <script>, an onerror image and a remote markdown image stays inert.
 	eval[any](p, `window.__violations = []; document.addEventListener('securitypolicyviolation', e => window.__violations.push(e.blockedURI)); true`)
 	p.do("documents", chromedp.Navigate(srv.URL+"/#/documents"))
-	p.do("tags", chromedp.SetValue(chromedp.CSS("#upload-tags"), "finance"))
+	p.setValue("#upload-tags", "finance")
 	p.do("pick xss", chromedp.SetUploadFiles(chromedp.CSS("#files"), []string{filepath.Join(dir, "xss-test.txt")}))
 	p.waitJS("xss ready", rowStatus("xss-test.txt")+` === 'ready'`, 2*time.Minute)
 	p.ask(xssText)

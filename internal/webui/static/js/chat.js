@@ -133,10 +133,10 @@ export function mount(root, ctx, rest) {
         drawAnswer(answer, text, done.sources || []);
         set(srcs);
         if ((done.sources || []).length) {
-          srcs.append(h('span', { class: 'muted' }, 'Sources: '), done.sources.map((s, i) => chip(s, i + 1, true)));
+          srcs.append(h('span', { class: 'muted' }, 'Sources: '), ...done.sources.map((s, i) => chip(s, i + 1, true)));
         } else if ((done.context || []).length) {
           // The model cited nothing: say so, and offer the passages it was given instead.
-          srcs.append(h('span', { class: 'muted' }, 'No passage cited. Passages the model was given: '), done.context.map((s, i) => chip(s, i + 1, true)));
+          srcs.append(h('span', { class: 'muted' }, 'No passage cited. Passages the model was given: '), ...done.context.map((s, i) => chip(s, i + 1, true)));
         }
         if (done.no_context) note('No passage of your documents scored high enough, so the model was not asked.', 'info');
         if (done.cached) note('Answered from the cache: the same question was answered before and no document changed since.', 'info');

@@ -207,7 +207,7 @@ export function mount(root, ctx, rest) {
       const job = follow.get(id);
       try {
         const d = await get(`/api/documents/${encodeURIComponent(id)}`);
-        if (d.status === 'ready') set(job.line, h('a', { href: `#/documents/${encodeURIComponent(id)}` }, `Ready: ${num(d.chunks)} chunks${d.pages ? `, ${num(d.pages)} pages` : ''}`));
+        if (d.status === 'ready') set(job.line, h('a', { href: `#/documents/${encodeURIComponent(id)}` }, `Ready: ${num(d.chunks)} chunk${d.chunks === 1 ? '' : 's'}${d.pages ? `, ${num(d.pages)} page${d.pages === 1 ? '' : 's'}` : ''}`));
         else if (d.status === 'failed') { job.li.classList.replace('ok', 'bad'); set(job.line, `Failed while processing: ${d.error}`); }
         else set(job.line, 'Accepted — ', h('a', { href: `#/documents/${encodeURIComponent(id)}` }, `${d.status}…`));
         if (FINAL.has(d.status)) follow.delete(id);

@@ -45,7 +45,9 @@ type Result struct {
 	Date     string `json:"date"`
 	Machine  string `json:"machine"`
 	Chromium string `json:"chromium"`
-	Runs     int    `json:"runs"`
+	// Load is the machine's load average while measuring (other work on it skews the figures).
+	Load string `json:"load_average"`
+	Runs int    `json:"runs"`
 	// Load of / with a key in the tab (documents view), cache disabled; medians and worst.
 	FirstPaintMS           float64 `json:"first_paint_ms"`
 	FirstContentfulPaintMS float64 `json:"first_contentful_paint_ms"`
@@ -154,7 +156,8 @@ func run(out string, nDocs, runs int, bin string) error {
 	// Cold loads.
 	var fp, fcp, tti, longest []float64
 	for i := range runs {
-		if err := do(chromedp.Navigate(srv.URL + "/#/documents")); err != nil {
+		// A new URL each time: a change of the fragment alone would not load the page again.
+		if err := do(chromedp.Navigate(fmt.Sprintf("%s/?load=%d#/documents", srv.URL, i))); err != nil {
 			return err
 		}
 		m, err := pollT[map[string]any](ctx, `(() => {
@@ -183,10 +186,11 @@ func run(out string, nDocs, runs int, bin string) error {
 	}
 	res.FirstPaintMS, res.FirstContentfulPaintMS, res.InteractiveMS = median(fp), median(fcp), median(tti)
 	res.InteractiveWorstMS, res.LoadLongestTaskMS = slices.Max(tti), slices.Max(longest)
+	res.Load = uptime()
 
 	// The list at each page size, paged through every document.
 	for _, size := range []int{50, 1000} {
-		if err := do(chromedp.Navigate(srv.URL + "/#/documents")); err != nil {
+		if err := do(chromedp.Navigate(fmt.Sprintf("%s/?size=%d#/documents", srv.URL, size))); err != nil {
 			return err
 		}
 		if _, err := pollT[bool](ctx, `!!performance.getEntriesByName('rag:documents-rendered')[0]`); err != nil {
@@ -250,7 +254,7 @@ func run(out string, nDocs, runs int, bin string) error {
 func report(r Result) string {
 	var b strings.Builder
 	fmt.Fprintf(&b, "# Web UI benchmark\n\n`make bench-ui` (`go run ./test/benchui -out docs/benchmarks`), %s, %s, %s, headless, 1280×800,\n", r.Date, r.Machine, r.Chromium)
-	fmt.Fprintf(&b, "against the real rag-server binary on loopback. Raw figures: [ui.json](ui.json).\n\n")
+	fmt.Fprintf(&b, "against the real rag-server binary on loopback; load average %s while measuring. Raw figures: [ui.json](ui.json).\n\n", r.Load)
 	fmt.Fprintf(&b, "## Loading `/` (documents view, key in the tab, cache disabled, median of %d loads)\n\n", r.Runs)
 	fmt.Fprintf(&b, "| first paint | first contentful paint | interactive (list rendered) | worst interactive | longest task while loading |\n|---|---|---|---|---|\n")
 	fmt.Fprintf(&b, "| %.0f ms | %.0f ms | %.0f ms | %.0f ms | %.0f ms |\n\n", r.FirstPaintMS, r.FirstContentfulPaintMS, r.InteractiveMS, r.InteractiveWorstMS, r.LoadLongestTaskMS)
@@ -353,4 +357,13 @@ func seed(base string, n int) error {
 	default:
 		return nil
 	}
+}
+
+// uptime is /proc/loadavg's first three fields ("" where there is none).
+func uptime() string {
+	b, err := os.ReadFile("/proc/loadavg")
+	if err != nil {
+		return ""
+	}
+	return strings.Join(strings.Fields(string(b))[:3], " ")
 }

@@ -3,8 +3,10 @@
 package main
 
 import (
+	"crypto/tls"
 	"flag"
 	"os"
+	"strings"
 
 	"k8s.io/apimachinery/pkg/runtime"
 	utilruntime "k8s.io/apimachinery/pkg/util/runtime"
@@ -12,6 +14,7 @@ import (
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/healthz"
 	"sigs.k8s.io/controller-runtime/pkg/log/zap"
+	"sigs.k8s.io/controller-runtime/pkg/metrics/filters"
 	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
 
 	ragv1 "github.com/ragstack/rag-operator/api/v1alpha1"
@@ -26,15 +29,18 @@ func main() {
 }
 
 func managerMain() int {
-	var metricsAddr, probeAddr string
-	var leaderElect bool
+	var metricsAddr, probeAddr, watchNamespaces string
+	var leaderElect, secureMetrics, enableHTTP2 bool
 	var leaderElectionNamespace string
 	var opts controllers.Options
 	flag.StringVar(&opts.OllamaURL, "ollama-endpoint-override", "", "reach every appliance's Ollama at this URL instead of its Service (operator outside the cluster)")
 	flag.StringVar(&opts.QdrantAddress, "qdrant-endpoint-override", "", "reach every appliance's Qdrant gRPC API at this host:port instead of its Service")
 	flag.StringVar(&opts.ModelSyncImage, "model-sync-image", envOr("MODEL_SYNC_IMAGE", controllers.DefaultModelSyncImage), "image of the model-creation Jobs (the operator's own)")
 	flag.DurationVar(&opts.ModelSyncRetryAfter, "model-sync-retry-after", controllers.DefaultModelSyncRetryAfter, "how long a failed model-creation Job is kept (for its logs) before the variant is tried again")
-	flag.StringVar(&metricsAddr, "metrics-bind-address", ":8080", "address the metrics endpoint binds to; 0 disables it")
+	flag.StringVar(&metricsAddr, "metrics-bind-address", ":8443", "address the metrics endpoint binds to (:8080 for plain HTTP with --metrics-secure=false); 0 disables it")
+	flag.BoolVar(&secureMetrics, "metrics-secure", true, "serve metrics over HTTPS, only to callers the API server authenticates and authorises for GET /metrics (TokenReview, SubjectAccessReview); false serves plain HTTP to anyone")
+	flag.BoolVar(&enableHTTP2, "enable-http2", false, "allow HTTP/2 on the metrics server (off: HTTP/2 Stream Cancellation and Rapid Reset, CVE-2023-44487, CVE-2023-39325)")
+	flag.StringVar(&watchNamespaces, "watch-namespaces", "", "comma-separated namespaces whose RagAppliances (and children) this manager reconciles; empty: all namespaces")
 	flag.StringVar(&probeAddr, "health-probe-bind-address", ":8081", "address the health probes bind to")
 	flag.BoolVar(&leaderElect, "leader-elect", false, "use leader election so only one manager reconciles")
 	flag.StringVar(&leaderElectionNamespace, "leader-election-namespace", "", "namespace of the leader election Lease (default: the pod's)")
@@ -48,9 +54,25 @@ func managerMain() int {
 	utilruntime.Must(clientgoscheme.AddToScheme(scheme))
 	utilruntime.Must(ragv1.AddToScheme(scheme))
 
+	// As kubebuilder v4 scaffolds: HTTP/2 off unless asked for; metrics over TLS (a self-signed
+	// certificate generated at start) behind the API server's authentication and authorisation.
+	var tlsOpts []func(*tls.Config)
+	if !enableHTTP2 {
+		tlsOpts = append(tlsOpts, func(c *tls.Config) { c.NextProtos = []string{"http/1.1"} })
+	}
+	metricsOpts := metricsserver.Options{BindAddress: metricsAddr, SecureServing: secureMetrics, TLSOpts: tlsOpts}
+	if secureMetrics {
+		metricsOpts.FilterProvider = filters.WithAuthenticationAndAuthorization
+	}
+	namespaces := splitList(watchNamespaces)
+	if len(namespaces) > 0 {
+		setupLog.Info("Watching only these namespaces", "namespaces", namespaces)
+	}
+
 	mgr, err := ctrl.NewManager(ctrl.GetConfigOrDie(), ctrl.Options{
 		Scheme:                  scheme,
-		Metrics:                 metricsserver.Options{BindAddress: metricsAddr},
+		Metrics:                 metricsOpts,
+		Cache:                   controllers.CacheOptions(namespaces),
 		HealthProbeBindAddress:  probeAddr,
 		LeaderElection:          leaderElect,
 		LeaderElectionID:        "rag-operator.ragstack.dev",
@@ -82,6 +104,17 @@ func managerMain() int {
 		return 1
 	}
 	return 0
+}
+
+// splitList splits a comma-separated flag value, dropping blanks.
+func splitList(s string) []string {
+	var out []string
+	for _, part := range strings.Split(s, ",") {
+		if part = strings.TrimSpace(part); part != "" {
+			out = append(out, part)
+		}
+	}
+	return out
 }
 
 func envOr(name, fallback string) string {

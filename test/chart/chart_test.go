@@ -354,6 +354,7 @@ nodeSelector: {kubernetes.io/arch: arm64}
 tolerations: [{key: dedicated, operator: Equal, value: ops, effect: NoSchedule}]
 extraArgs: ["--zap-stacktrace-level=panic"]
 extraEnv: [{name: GOMEMLIMIT, value: 200MiB}]
+watchNamespaces: [team-a, team-b]
 `,
 		"everything off": `
 crds: {install: false}
@@ -396,7 +397,10 @@ func TestDefaults(t *testing.T) {
 
 	want := []string{
 		"ClusterRole /" + fullname + "-manager",
+		"ClusterRole /" + fullname + "-metrics-auth-role",
+		"ClusterRole /" + fullname + "-metrics-reader",
 		"ClusterRoleBinding /" + fullname + "-manager",
+		"ClusterRoleBinding /" + fullname + "-metrics-auth-rolebinding",
 		"CustomResourceDefinition /ragappliances.rag.ragstack.dev",
 		"Deployment " + namespace + "/" + deployName,
 		"Role " + namespace + "/" + fullname + "-leader-election",
@@ -425,7 +429,7 @@ func TestDefaults(t *testing.T) {
 	if d.Spec.Replicas == nil || *d.Spec.Replicas != 1 {
 		t.Errorf("replicas = %v, want 1", d.Spec.Replicas)
 	}
-	wantArgs := []string{"--leader-elect", "--metrics-bind-address=:8080", "--health-probe-bind-address=:8081",
+	wantArgs := []string{"--leader-elect", "--metrics-bind-address=:8443", "--health-probe-bind-address=:8081",
 		"--model-sync-image=ghcr.io/ragstack/rag-operator:v0.1.0", "--zap-log-level=info", "--zap-encoder=json"}
 	if !slices.Equal(c.Args, wantArgs) {
 		t.Errorf("args = %q, want %q", c.Args, wantArgs)
@@ -442,7 +446,7 @@ func TestDefaults(t *testing.T) {
 	if p, ok := port(c, "health"); !ok || p.ContainerPort != 8081 {
 		t.Errorf("health port = %+v", p)
 	}
-	if p, ok := port(c, "http-metrics"); !ok || p.ContainerPort != 8080 {
+	if p, ok := port(c, "https"); !ok || p.ContainerPort != 8443 {
 		t.Errorf("metrics port = %+v", p)
 	}
 	if d.Spec.Template.Spec.ServiceAccountName != deployName {
@@ -460,9 +464,10 @@ func TestDefaults(t *testing.T) {
 	if !equality.Semantic.DeepEqual(svc.Spec.Selector, sel) {
 		t.Errorf("metrics Service selects %v, Deployment %v", svc.Spec.Selector, sel)
 	}
-	if len(svc.Spec.Ports) != 1 || svc.Spec.Ports[0].Port != 8080 || svc.Spec.Ports[0].TargetPort.StrVal != "http-metrics" {
+	if len(svc.Spec.Ports) != 1 || svc.Spec.Ports[0].Port != 8443 || svc.Spec.Ports[0].Name != "https" || svc.Spec.Ports[0].TargetPort.StrVal != "https" {
 		t.Errorf("metrics Service ports = %+v", svc.Spec.Ports)
 	}
+	assertSecureMetricsRBAC(t, m, true)
 	// Leader election: the Lease and Events in the release namespace, bound to the manager's SA.
 	role := &rbacv1.Role{}
 	m.typed(t, "Role", fullname+"-leader-election", role)
@@ -932,12 +937,13 @@ func valueCases() []valueCase {
 				if !hasArg(c, "--metrics-bind-address=0") {
 					t.Errorf("args %q", c.Args)
 				}
-				if _, ok := port(c, "http-metrics"); ok {
+				if _, ok := port(c, "https"); ok {
 					t.Error("metrics port still declared")
 				}
 				if n := len(m.ofKind("Service")); n != 0 {
 					t.Errorf("%d Services rendered", n)
 				}
+				assertSecureMetricsRBAC(t, m, false)
 			},
 		},
 		{
@@ -945,11 +951,91 @@ func valueCases() []valueCase {
 			values: "metrics: {port: 9090}\n",
 			check: func(t *testing.T, m *manifest) {
 				c := managerContainer(t, m.deployment(t))
-				p, _ := port(c, "http-metrics")
+				p, _ := port(c, "https")
 				svc := &corev1.Service{}
 				m.typed(t, "Service", fullname+"-metrics", svc)
 				if !hasArg(c, "--metrics-bind-address=:9090") || p.ContainerPort != 9090 || svc.Spec.Ports[0].Port != 9090 {
 					t.Errorf("args %q, container port %d, service %+v", c.Args, p.ContainerPort, svc.Spec.Ports)
+				}
+			},
+		},
+		{
+			name: "metrics.secure=false serves plain HTTP without the auth RBAC", covers: []string{"metrics.secure"},
+			values: "metrics: {secure: false, port: 8080, serviceMonitor: {enabled: true}}\n",
+			check: func(t *testing.T, m *manifest) {
+				c := managerContainer(t, m.deployment(t))
+				p, ok := port(c, "http-metrics")
+				if !hasArg(c, "--metrics-secure=false") || !hasArg(c, "--metrics-bind-address=:8080") || !ok || p.ContainerPort != 8080 {
+					t.Errorf("args %q, port %+v", c.Args, p)
+				}
+				svc := &corev1.Service{}
+				m.typed(t, "Service", fullname+"-metrics", svc)
+				if svc.Spec.Ports[0].Name != "http-metrics" || svc.Spec.Ports[0].TargetPort.StrVal != "http-metrics" {
+					t.Errorf("Service ports %+v", svc.Spec.Ports)
+				}
+				assertSecureMetricsRBAC(t, m, false)
+				eps, _, _ := unstructured.NestedSlice(m.ofKind("ServiceMonitor")[0].u.Object, "spec", "endpoints")
+				if ep := eps[0].(map[string]any); ep["scheme"] != "http" || ep["port"] != "http-metrics" || ep["bearerTokenFile"] != nil {
+					t.Errorf("ServiceMonitor endpoint %v", ep)
+				}
+			},
+		},
+		{
+			name: "watchNamespaces: the flag, a Role per namespace, only cluster-scoped rules left in the ClusterRole", covers: []string{"watchNamespaces"},
+			values: "watchNamespaces: [team-a, team-b]\n",
+			check: func(t *testing.T, m *manifest) {
+				if c := managerContainer(t, m.deployment(t)); !hasArg(c, "--watch-namespaces=team-a,team-b") {
+					t.Errorf("args %q", c.Args)
+				}
+				generated := generatedRules(t)
+				cr := &rbacv1.ClusterRole{}
+				m.typed(t, "ClusterRole", fullname+"-manager", cr)
+				for _, g := range ruleGrants(cr.Rules) {
+					if !clusterScoped[g.resource] {
+						t.Errorf("ClusterRole %s grants namespaced %s cluster-wide", cr.Name, g)
+					}
+				}
+				var nodes bool
+				for _, g := range ruleGrants(cr.Rules) {
+					nodes = nodes || (g.resource == "nodes" && g.verb == "list")
+				}
+				if !nodes {
+					t.Errorf("ClusterRole %s does not keep nodes list (the memory budget): %+v", cr.Name, cr.Rules)
+				}
+				for _, ns := range []string{"team-a", "team-b"} {
+					role := &rbacv1.Role{}
+					o, ok := findIn(m, "Role", ns, fullname+"-manager")
+					if !ok {
+						t.Fatalf("no Role %s/%s-manager in %v", ns, fullname, m.keys())
+					}
+					decodeInto(t, o, role)
+					// The Role and the ClusterRole together grant exactly the generated rules.
+					got := append(ruleGrants(role.Rules), ruleGrants(cr.Rules)...)
+					want := ruleGrants(generated)
+					sortGrants(got)
+					sortGrants(want)
+					if !slices.Equal(got, want) {
+						t.Errorf("Role %s + ClusterRole grant\n%v\nwant (config/rbac/role.yaml)\n%v", ns, got, want)
+					}
+					for _, g := range ruleGrants(role.Rules) {
+						if clusterScoped[g.resource] {
+							t.Errorf("Role %s grants cluster-scoped %s (has no effect)", ns, g)
+						}
+					}
+					rb := &rbacv1.RoleBinding{}
+					o, ok = findIn(m, "RoleBinding", ns, fullname+"-manager")
+					if !ok {
+						t.Fatalf("no RoleBinding %s/%s-manager", ns, fullname)
+					}
+					decodeInto(t, o, rb)
+					if rb.RoleRef.Kind != "Role" || rb.RoleRef.Name != fullname+"-manager" || len(rb.Subjects) != 1 ||
+						rb.Subjects[0].Name != deployName || rb.Subjects[0].Namespace != namespace {
+						t.Errorf("RoleBinding %s: %+v %+v", ns, rb.RoleRef, rb.Subjects)
+					}
+				}
+				// The leader-election Role stays in the release namespace.
+				if _, ok := findIn(m, "Role", namespace, fullname+"-leader-election"); !ok {
+					t.Errorf("no leader-election Role in %s: %v", namespace, m.keys())
 				}
 			},
 		},
@@ -972,8 +1058,13 @@ func valueCases() []valueCase {
 					t.Fatalf("endpoints = %v", eps)
 				}
 				ep := eps[0].(map[string]any)
-				if ep["port"] != "http-metrics" || ep["path"] != "/metrics" || ep["interval"] != "1m" || ep["scrapeTimeout"] != "15s" {
+				if ep["port"] != "https" || ep["path"] != "/metrics" || ep["interval"] != "1m" || ep["scrapeTimeout"] != "15s" {
 					t.Errorf("endpoint = %v", ep)
+				}
+				// As kubebuilder scaffolds it: Prometheus's own token, the manager's self-signed certificate.
+				skip, _, _ := unstructured.NestedBool(ep, "tlsConfig", "insecureSkipVerify")
+				if ep["scheme"] != "https" || ep["bearerTokenFile"] != "/var/run/secrets/kubernetes.io/serviceaccount/token" || !skip {
+					t.Errorf("endpoint does not scrape over HTTPS with a bearer token: %v", ep)
 				}
 				// It must select the metrics Service.
 				svc := &corev1.Service{}
@@ -1102,20 +1193,24 @@ func TestSchemaRejects(t *testing.T) {
 	t.Parallel()
 	helmBinary(t)
 	for name, values := range map[string]string{
-		"unknown top-level value":   "replica: 2\n",
-		"unknown nested value":      "image: {tags: v1}\n",
-		"typo under serviceMonitor": "metrics: {serviceMonitor: {enable: true}}\n",
-		"bad pullPolicy":            "image: {pullPolicy: Sometimes}\n",
-		"replicas not a number":     "replicas: two\n",
-		"negative replicas":         "replicas: -1\n",
-		"bad log level":             "logging: {level: verbose}\n",
-		"bad log encoder":           "logging: {encoder: xml}\n",
-		"bad port":                  "metrics: {port: 70000}\n",
-		"bad quantity":              "resources: {requests: {cpu: lots}}\n",
-		"unknown resources key":     "resources: {request: {cpu: 1}}\n",
-		"bad interval":              "metrics: {serviceMonitor: {interval: soon}}\n",
-		"extraArgs not flags":       "extraArgs: [leader-elect]\n",
-		"boolean as string":         "crds: {install: \"false\"}\n",
+		"unknown top-level value":    "replica: 2\n",
+		"unknown nested value":       "image: {tags: v1}\n",
+		"typo under serviceMonitor":  "metrics: {serviceMonitor: {enable: true}}\n",
+		"bad pullPolicy":             "image: {pullPolicy: Sometimes}\n",
+		"replicas not a number":      "replicas: two\n",
+		"negative replicas":          "replicas: -1\n",
+		"bad log level":              "logging: {level: verbose}\n",
+		"bad log encoder":            "logging: {encoder: xml}\n",
+		"bad port":                   "metrics: {port: 70000}\n",
+		"bad quantity":               "resources: {requests: {cpu: lots}}\n",
+		"unknown resources key":      "resources: {request: {cpu: 1}}\n",
+		"bad interval":               "metrics: {serviceMonitor: {interval: soon}}\n",
+		"extraArgs not flags":        "extraArgs: [leader-elect]\n",
+		"boolean as string":          "crds: {install: \"false\"}\n",
+		"watchNamespaces not a list": "watchNamespaces: team-a\n",
+		"bad namespace name":         "watchNamespaces: [Team_A]\n",
+		"namespace twice":            "watchNamespaces: [team-a, team-a]\n",
+		"metrics.secure as string":   "metrics: {secure: \"no\"}\n",
 	} {
 		t.Run(name, func(t *testing.T) {
 			t.Parallel()
@@ -1289,5 +1384,142 @@ func TestPackage(t *testing.T) {
 	}
 	if fromPkg != fromDir {
 		t.Error("the packaged chart renders differently from charts/rag-operator")
+	}
+}
+
+// assertSecureMetricsRBAC: with secure metrics the manager may create TokenReviews and
+// SubjectAccessReviews (bound to its ServiceAccount) and a metrics-reader ClusterRole exists for
+// scrapers; without them neither is rendered.
+func assertSecureMetricsRBAC(t *testing.T, m *manifest, want bool) {
+	t.Helper()
+	auth, okAuth := m.find("ClusterRole", fullname+"-metrics-auth-role")
+	_, okBinding := m.find("ClusterRoleBinding", fullname+"-metrics-auth-rolebinding")
+	reader, okReader := m.find("ClusterRole", fullname+"-metrics-reader")
+	if !want {
+		if okAuth || okBinding || okReader {
+			t.Errorf("metrics auth RBAC rendered without secure metrics: %v", m.keys())
+		}
+		return
+	}
+	if !okAuth || !okBinding || !okReader {
+		t.Fatalf("metrics auth RBAC missing: %v", m.keys())
+	}
+	var ar, rr rbacv1.ClusterRole
+	decodeInto(t, auth, &ar)
+	decodeInto(t, reader, &rr)
+	got := ruleGrants(ar.Rules)
+	sortGrants(got)
+	wantGrants := []grant{{"authentication.k8s.io", "tokenreviews", "create"}, {"authorization.k8s.io", "subjectaccessreviews", "create"}}
+	if !slices.Equal(got, wantGrants) {
+		t.Errorf("metrics auth ClusterRole grants %v, want %v", got, wantGrants)
+	}
+	if len(rr.Rules) != 1 || !slices.Equal(rr.Rules[0].NonResourceURLs, []string{"/metrics"}) || !slices.Equal(rr.Rules[0].Verbs, []string{"get"}) {
+		t.Errorf("metrics-reader rules = %+v", rr.Rules)
+	}
+	crb := &rbacv1.ClusterRoleBinding{}
+	m.typed(t, "ClusterRoleBinding", fullname+"-metrics-auth-rolebinding", crb)
+	if crb.RoleRef.Name != fullname+"-metrics-auth-role" || len(crb.Subjects) != 1 || crb.Subjects[0].Name != deployName {
+		t.Errorf("metrics auth binding: %+v %+v", crb.RoleRef, crb.Subjects)
+	}
+}
+
+// clusterScoped are the resources the generated rules may name that are not namespaced.
+var clusterScoped = map[string]bool{"nodes": true, "namespaces": true, "persistentvolumes": true, "storageclasses": true,
+	"customresourcedefinitions": true, "clusterroles": true, "clusterrolebindings": true, "priorityclasses": true,
+	"runtimeclasses": true, "csinodes": true, "csidrivers": true, "volumeattachments": true}
+
+// grant is one (group, resource, verb) a rule allows.
+type grant struct{ group, resource, verb string }
+
+func (g grant) String() string { return g.group + "/" + g.resource + ":" + g.verb }
+
+func ruleGrants(rules []rbacv1.PolicyRule) []grant {
+	var out []grant
+	for _, r := range rules {
+		for _, gr := range r.APIGroups {
+			for _, res := range r.Resources {
+				for _, v := range r.Verbs {
+					out = append(out, grant{gr, res, v})
+				}
+			}
+		}
+	}
+	return out
+}
+
+func sortGrants(g []grant) {
+	sort.Slice(g, func(i, j int) bool { return g[i].String() < g[j].String() })
+}
+
+func generatedRules(t *testing.T) []rbacv1.PolicyRule {
+	t.Helper()
+	data, err := os.ReadFile(filepath.Join(repoRoot, "config", "rbac", "role.yaml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	cr := &rbacv1.ClusterRole{}
+	if err := yaml.UnmarshalStrict(data, cr); err != nil {
+		t.Fatal(err)
+	}
+	return cr.Rules
+}
+
+// findIn is find for a namespaced object.
+func findIn(m *manifest, kind, ns, name string) (object, bool) {
+	for _, o := range m.ofKind(kind) {
+		if o.u.GetName() == name && o.u.GetNamespace() == ns {
+			return o, true
+		}
+	}
+	return object{}, false
+}
+
+// notes renders the chart's NOTES.txt (helm install --dry-run=client, no cluster).
+func notes(t *testing.T, values string) string {
+	t.Helper()
+	args := append([]string{"install", release, chartRelPath, "--namespace", namespace, "--dry-run=client", "--hide-notes=false"}, writeValues(t, values)...)
+	out, err := runHelm(t, args...)
+	if err != nil {
+		// Older flag sets have no --hide-notes; notes are shown by default.
+		args = slices.DeleteFunc(args, func(a string) bool { return a == "--hide-notes=false" })
+		if out, err = runHelm(t, args...); err != nil {
+			t.Fatal(err)
+		}
+	}
+	_, after, ok := strings.Cut(out, "NOTES:")
+	if !ok {
+		t.Fatalf("no NOTES in\n%s", out)
+	}
+	return after
+}
+
+func TestNotes(t *testing.T) {
+	t.Parallel()
+	helmBinary(t)
+	for name, tc := range map[string]struct {
+		values    string
+		want, not []string
+	}{
+		"defaults": {"", []string{"The RagAppliance CRD was installed", "every namespace",
+			"https://rag-operator-metrics.rag-operator-system.svc:8443/metrics", "--clusterrole=rag-operator-metrics-reader"}, []string{"plain HTTP"}},
+		"second release": {"crds: {install: false}\nwatchNamespaces: [team-b]\n",
+			[]string{"crds.install is false: this release reuses the RagAppliance CRD", "in these namespaces only: team-b"},
+			[]string{"CRD was installed"}},
+		"plain metrics": {"metrics: {secure: false}\n", []string{"plain HTTP, no authentication"}, []string{"metrics-reader"}},
+	} {
+		t.Run(name, func(t *testing.T) {
+			t.Parallel()
+			n := notes(t, tc.values)
+			for _, w := range tc.want {
+				if !strings.Contains(n, w) {
+					t.Errorf("NOTES lack %q:\n%s", w, n)
+				}
+			}
+			for _, w := range tc.not {
+				if strings.Contains(n, w) {
+					t.Errorf("NOTES should not say %q:\n%s", w, n)
+				}
+			}
+		})
 	}
 }

@@ -62,3 +62,41 @@ app.kubernetes.io/component: metrics
 {{- define "rag-operator.image" -}}
 {{- printf "%s:%s" .Values.image.repository (.Values.image.tag | default (printf "v%s" .Chart.AppVersion)) }}
 {{- end }}
+
+{{/*
+crdOwner: who owns the CRD named .name when it is not this release (.ctx): "release X in
+namespace Y", or a sentence for a CRD applied outside Helm. Empty when this release installs
+and upgrades it: the CRD does not exist yet, or it carries this release's meta.helm.sh/release-*
+annotations. `lookup` sees no cluster under `helm template` and client-side dry runs, so there
+the CRD is always rendered.
+*/}}
+{{- define "rag-operator.crdOwner" -}}
+{{- $crd := lookup "apiextensions.k8s.io/v1" "CustomResourceDefinition" "" .name }}
+{{- if $crd }}
+{{- $ann := $crd.metadata.annotations | default dict }}
+{{- $rel := index $ann "meta.helm.sh/release-name" | default "" }}
+{{- $ns := index $ann "meta.helm.sh/release-namespace" | default "" }}
+{{- if not $rel }}
+{{- "no Helm release (it was applied outside Helm, e.g. with kubectl apply -k config/default)" }}
+{{- else if not (and (eq $rel .ctx.Release.Name) (eq $ns .ctx.Release.Namespace)) }}
+{{- printf "release %s in namespace %s" $rel $ns }}
+{{- end }}
+{{- end }}
+{{- end }}
+
+{{/*
+clusterScopedResources: the RBAC resources that are cluster-scoped. With watchNamespaces the
+generated rules on these stay in a ClusterRole; every other rule goes into a Role per namespace.
+*/}}
+{{- define "rag-operator.clusterScopedResources" -}}
+{{- list "nodes" "namespaces" "persistentvolumes" "storageclasses" "csinodes" "csidrivers" "volumeattachments"
+  "customresourcedefinitions" "clusterroles" "clusterrolebindings" "priorityclasses" "runtimeclasses"
+  "ingressclasses" "certificatesigningrequests" "tokenreviews" "subjectaccessreviews"
+  "selfsubjectaccessreviews" "selfsubjectrulesreviews" "mutatingwebhookconfigurations"
+  "validatingwebhookconfigurations" "apiservices" | toJson }}
+{{- end }}
+
+{{/* Name of the metrics port on the container and the Service. */}}
+{{- define "rag-operator.metricsPortName" -}}
+{{- if .Values.metrics.secure }}https{{ else }}http-metrics{{ end }}
+{{- end }}

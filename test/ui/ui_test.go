@@ -127,6 +127,9 @@ func TestUI(t *testing.T) {
 	}
 	ctx := chromium.StartT(t, chromium.Options{})
 	if binary == "" {
+		if os.Getenv(ollamatest.RequireEnv) == "1" {
+			t.Fatalf("ollama binary missing and %s=1: run `make ollama`", ollamatest.RequireEnv)
+		}
 		t.Skip("ollama binary missing: run `make ollama`")
 	}
 	srv := startStack(t)

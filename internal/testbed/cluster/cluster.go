@@ -8,6 +8,12 @@
 // (stage files under stages/, copied from KWOK's stock ones). Deployments, StatefulSets and Jobs
 // roll out through the real controllers; nothing runs in the pods.
 //
+// The bed keeps a real cluster's constraints: the default node is a DGX Spark labelled and
+// tainted as a GPU node (nvidia.com/gpu=present:NoSchedule), with a kubelet's allocatable
+// memory; the apiserver runs OwnerReferencesPermissionEnforcement and PodSecurity
+// (StrictAPIServer), and CreateRestrictedNamespace labels namespaces with the restricted Pod
+// Security level. What a user's cluster would refuse, the bed refuses.
+//
 // Pods of Jobs selected by Options.HoldJobPods are started but never completed by KWOK: a
 // JobRunner executes their container's command on this machine and reports the outcome, so work
 // such as creating Ollama model variants really happens.
@@ -75,18 +81,41 @@ type Options struct {
 	Scheme *runtime.Scheme
 }
 
+// GPU node labels and taint, as the NVIDIA GPU Operator (gpu-feature-discovery) labels a GPU
+// node and as managed GPU node pools taint it: only pods that tolerate the taint land there.
+const (
+	GPUPresentLabel = "nvidia.com/gpu.present"
+	GPUTaintKey     = "nvidia.com/gpu"
+)
+
+// GPUTaint keeps pods that do not tolerate it off a GPU node (nvidia.com/gpu=present:NoSchedule).
+func GPUTaint() corev1.Taint {
+	return corev1.Taint{Key: GPUTaintKey, Value: "present", Effect: corev1.TaintEffectNoSchedule}
+}
+
+// GPUToleration tolerates GPUTaint (operator Exists, as NVIDIA's examples and the DGX sample
+// write it).
+func GPUToleration() corev1.Toleration {
+	return corev1.Toleration{Key: GPUTaintKey, Operator: corev1.TolerationOpExists, Effect: corev1.TaintEffectNoSchedule}
+}
+
 // Node is a simulated node: KWOK keeps it Ready and runs (pretends to run) its pods.
 type Node struct {
 	Name   string
 	Labels map[string]string
-	// Capacity is also the allocatable amount.
-	Capacity corev1.ResourceList
-	Taints   []corev1.Taint
+	// Capacity is the node's total; Allocatable what the scheduler may give to pods (default:
+	// Capacity). A real kubelet reserves memory for the system and for eviction.
+	Capacity    corev1.ResourceList
+	Allocatable corev1.ResourceList
+	Taints      []corev1.Taint
 	// InternalIP is the node's address (default: 10.240.0.N, N its position in Options.Nodes).
 	InternalIP string
 }
 
-// DGXSpark is an NVIDIA DGX Spark (GB10): arm64, 20 cores, 128 GiB unified memory, one GPU.
+// DGXSpark is an NVIDIA DGX Spark (GB10) as a cluster sees it: arm64, 20 cores, 128 GiB
+// unified memory of which about 119 GiB are allocatable (the kubelet's system reservation and
+// eviction threshold), one GPU; labelled nvidia.com/gpu.present=true and tainted
+// nvidia.com/gpu=present:NoSchedule, so only pods that tolerate the taint are scheduled on it.
 func DGXSpark(name string) Node {
 	return Node{
 		Name: name,
@@ -94,7 +123,7 @@ func DGXSpark(name string) Node {
 			"kubernetes.io/arch":     "arm64",
 			"kubernetes.io/os":       "linux",
 			"kubernetes.io/hostname": name,
-			"nvidia.com/gpu.present": "true",
+			GPUPresentLabel:          "true",
 			"type":                   "kwok",
 		},
 		Capacity: corev1.ResourceList{
@@ -103,6 +132,13 @@ func DGXSpark(name string) Node {
 			corev1.ResourcePods:   resource.MustParse("110"),
 			GPUResource:           resource.MustParse("1"),
 		},
+		Allocatable: corev1.ResourceList{
+			corev1.ResourceCPU:    resource.MustParse("20"),
+			corev1.ResourceMemory: resource.MustParse("119Gi"),
+			corev1.ResourcePods:   resource.MustParse("110"),
+			GPUResource:           resource.MustParse("1"),
+		},
+		Taints: []corev1.Taint{GPUTaint()},
 	}
 }
 
@@ -244,9 +280,11 @@ func Start(ctx context.Context, opts Options) (_ *Cluster, err error) {
 	// The apiserver advertises 127.0.0.1, which may not be an endpoint of the kubernetes
 	// Service; nothing in the cluster needs that Service.
 	api.Configure().Set("endpoint-reconciler-type", "none")
-	// envtest already disables the ServiceAccount admission plugin (no token volumes are
-	// injected: no pod runs anyway) and configures service-account signing, so TokenRequest
-	// works and a process can act as a ServiceAccount (ServiceAccountConfig).
+	// Admission as strict as a hardened cluster's (StrictAPIServer). envtest already disables
+	// the ServiceAccount admission plugin (no token volumes are injected: no pod runs anyway)
+	// and configures service-account signing, so TokenRequest works and a process can act as
+	// a ServiceAccount (ServiceAccountConfig).
+	StrictAPIServer(c.env)
 	if c.cfg, err = c.env.Start(); err != nil {
 		c.env = nil
 		return nil, fmt.Errorf("start kube-apiserver and etcd from %s: %w", opts.Assets, err)
@@ -343,6 +381,10 @@ func Start(ctx context.Context, opts Options) (_ *Cluster, err error) {
 
 // AddNode registers a simulated node; KWOK reports it Ready within a second.
 func (c *Cluster) AddNode(ctx context.Context, n Node) error {
+	allocatable := n.Allocatable
+	if allocatable == nil {
+		allocatable = n.Capacity
+	}
 	node := &corev1.Node{
 		ObjectMeta: metav1.ObjectMeta{
 			Name:        n.Name,
@@ -353,7 +395,7 @@ func (c *Cluster) AddNode(ctx context.Context, n Node) error {
 		// Nodes are the one kind whose status may be set on create: KWOK keeps it.
 		Status: corev1.NodeStatus{
 			Capacity:    n.Capacity,
-			Allocatable: n.Capacity,
+			Allocatable: allocatable,
 			Addresses:   addresses(n),
 			NodeInfo: corev1.NodeSystemInfo{
 				Architecture:    n.Labels["kubernetes.io/arch"],

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	appsv1 "k8s.io/api/apps/v1"
+	corev1 "k8s.io/api/core/v1"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 )
 
@@ -38,6 +39,9 @@ type OperatorOptions struct {
 	// JobRunner points model-sync's --ollama (a Service URL) at OllamaURL, as cluster DNS
 	// would resolve it to the Service's pod.
 	OllamaURL, QdrantAddress string
+	// Tolerations are the manager pod's (the chart's `tolerations` value). On a cluster whose
+	// only nodes are tainted GPU nodes (one DGX Spark), the manager needs GPUToleration.
+	Tolerations []corev1.Toleration
 	// Helm is the helm to use (default: the cluster's NewHelm with DefaultHelm).
 	Helm *Helm
 	// Timeout bounds each helm command's wait (default 60 s).
@@ -77,7 +81,9 @@ func ModuleRoot() (string, error) {
 }
 
 // BuildManager builds ./cmd/manager of the module into dir and returns the binary's path.
-// `go build` relinks only when a source changed, so a warm call takes about a second.
+// `go build` relinks only when a source changed, so a warm call takes about a second; a cold
+// one compiles the module (minutes on a loaded 2-core machine). Call it before any deadline
+// starts (in TestMain, before the demo's clocks), with a context that has none.
 func BuildManager(ctx context.Context, dir string) (string, error) {
 	root, err := ModuleRoot()
 	if err != nil {
@@ -130,14 +136,20 @@ func (o *OperatorOptions) valueArgs(extra []string) []string {
 		j, _ := json.Marshal(extraArgs)
 		args = append(args, "--set-json", "extraArgs="+string(j))
 	}
+	if len(o.Tolerations) > 0 {
+		j, _ := json.Marshal(o.Tolerations)
+		args = append(args, "--set-json", "tolerations="+string(j))
+	}
 	for _, s := range append(append([]string(nil), o.Set...), extra...) {
 		args = append(args, "--set", s)
 	}
 	return args
 }
 
-// InstallOperator runs `helm install --wait` of the chart (CRD, RBAC, ServiceAccount, manager
-// Deployment), then starts the manager mirror (waiting for its /readyz) and the job runner.
+// InstallOperator creates the release namespace with the restricted Pod Security level
+// (CreateRestrictedNamespace; `helm install --create-namespace` would leave it unlabelled), runs
+// `helm install --wait` of the chart (CRD, RBAC, ServiceAccount, manager Deployment), then
+// starts the manager mirror (waiting for its /readyz) and the job runner.
 func (c *Cluster) InstallOperator(ctx context.Context, opts OperatorOptions) (*Operator, error) {
 	if err := opts.defaults(); err != nil {
 		return nil, err
@@ -149,8 +161,11 @@ func (c *Cluster) InstallOperator(ctx context.Context, opts OperatorOptions) (*O
 		}
 		opts.Helm = h
 	}
+	if err := c.CreateRestrictedNamespace(ctx, opts.Namespace); err != nil {
+		return nil, err
+	}
 	o := &Operator{c: c, opts: opts, Helm: opts.Helm}
-	args := []string{"install", opts.Release, opts.Chart, "--namespace", opts.Namespace, "--create-namespace",
+	args := []string{"install", opts.Release, opts.Chart, "--namespace", opts.Namespace,
 		"--wait", "--timeout", opts.Timeout.String()}
 	if _, err := o.Helm.Run(ctx, append(args, opts.valueArgs(nil)...)...); err != nil {
 		return nil, err

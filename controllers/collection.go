@@ -10,7 +10,6 @@ import (
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 	corev1 "k8s.io/api/core/v1"
-	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/log"
 
 	ragv1 "github.com/ragstack/rag-operator/api/v1alpha1"
@@ -32,12 +31,7 @@ func (r *RagApplianceReconciler) reconcileCollection(ctx context.Context, s *sco
 		setCondition(ra, ragv1.ConditionCollectionReady, unknownState(ragv1.ReasonUnreachable, "the operator runs without access to Qdrant's API"))
 		return subResult{}, nil
 	}
-	apiKey, err := r.qdrantAPIKey(ctx, ra)
-	if err != nil {
-		setCondition(ra, ragv1.ConditionCollectionReady, falseState(ragv1.ReasonUnreachable, err.Error()))
-		return subResult{requeueAfter: unreachableBackoff}, nil
-	}
-	qc, err := r.External.Qdrant(ra, apiKey)
+	qc, err := r.External.Qdrant(ra, s.qdrantKey)
 	if err != nil {
 		setCondition(ra, ragv1.ConditionCollectionReady, falseState(ragv1.ReasonUnreachable, err.Error()))
 		return subResult{requeueAfter: unreachableBackoff}, nil
@@ -56,22 +50,6 @@ func (r *RagApplianceReconciler) reconcileCollection(ctx context.Context, s *sco
 	}
 	setCondition(ra, ragv1.ConditionCollectionReady, st)
 	return subResult{}, nil
-}
-
-func (r *RagApplianceReconciler) qdrantAPIKey(ctx context.Context, ra *ragv1.RagAppliance) (string, error) {
-	ref := ra.Spec.Qdrant.APIKeySecretRef
-	if ref == nil {
-		return "", nil
-	}
-	secret := &corev1.Secret{}
-	if err := r.APIReader.Get(ctx, client.ObjectKey{Namespace: ra.Namespace, Name: ref.Name}, secret); err != nil {
-		return "", fmt.Errorf("Qdrant API key Secret %s: %w", ref.Name, err)
-	}
-	key, ok := secret.Data[ref.Key]
-	if !ok {
-		return "", fmt.Errorf("Qdrant API key Secret %s has no key %q", ref.Name, ref.Key)
-	}
-	return strings.TrimSpace(string(key)), nil
 }
 
 // ensureCollection is the collection's reconcile against Qdrant's API; err means Qdrant did

@@ -7,6 +7,7 @@ import (
 	"sort"
 	"strconv"
 
+	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/resource"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -44,6 +45,23 @@ func objectMeta(ra *ragv1.RagAppliance, name, component string) metav1.ObjectMet
 			BlockOwnerDeletion: ptr.To(true),
 		}},
 	}
+}
+
+// dataVolumeMeta is the metadata of a volume holding the appliance's data: owned (collected
+// with the appliance) only under spec.retention Delete.
+func dataVolumeMeta(ra *ragv1.RagAppliance, name, component string) metav1.ObjectMeta {
+	m := objectMeta(ra, name, component)
+	if ra.Spec.Retention != ragv1.RetentionDelete {
+		m.OwnerReferences = nil
+	}
+	return m
+}
+
+func qdrantClaimsWhenDeleted(ra *ragv1.RagAppliance) appsv1.PersistentVolumeClaimRetentionPolicyType {
+	if ra.Spec.Retention == ragv1.RetentionDelete {
+		return appsv1.DeletePersistentVolumeClaimRetentionPolicyType
+	}
+	return appsv1.RetainPersistentVolumeClaimRetentionPolicyType
 }
 
 // restrictedContainer is the restricted Pod Security Standard for a container.

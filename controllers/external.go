@@ -46,7 +46,7 @@ type ExternalClients struct {
 
 	httpClient *http.Client
 	mu         sync.Mutex
-	qdrant     map[string]*qdrant.Client
+	qdrant     map[string]qdrantConn
 }
 
 // NewExternalClients builds the default factory, with optional overrides.
@@ -114,19 +114,38 @@ func (e *ExternalClients) Qdrant(ra *ragv1.RagAppliance, apiKey string) (QdrantA
 	if err != nil {
 		return nil, fmt.Errorf("qdrant address %q: %w", addr, err)
 	}
-	key := addr + "\x00" + apiKey
+	// One client per appliance: a rotated key or a moved address replaces (and closes) the old
+	// connection instead of leaving it open for the manager's lifetime.
+	id := ra.Namespace + "/" + ra.Name
+	fingerprint := addr + "\x00" + hashOf([]byte(apiKey))
 	e.mu.Lock()
 	defer e.mu.Unlock()
-	if c, ok := e.qdrant[key]; ok {
-		return c, nil
+	if c, ok := e.qdrant[id]; ok {
+		if c.fingerprint == fingerprint {
+			return c.client, nil
+		}
+		c.client.Close()
+		delete(e.qdrant, id)
 	}
 	c, err := qdrant.NewClient(&qdrant.Config{Host: host, Port: port, APIKey: apiKey, SkipCompatibilityCheck: e.SkipQdrantVersionCheck})
 	if err != nil {
 		return nil, fmt.Errorf("qdrant client for %s: %w", addr, err)
 	}
 	if e.qdrant == nil {
-		e.qdrant = map[string]*qdrant.Client{}
+		e.qdrant = map[string]qdrantConn{}
 	}
-	e.qdrant[key] = c
+	e.qdrant[id] = qdrantConn{client: c, fingerprint: fingerprint}
 	return c, nil
+}
+
+// QdrantClients is the number of open Qdrant clients (one per appliance at most).
+func (e *ExternalClients) QdrantClients() int {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	return len(e.qdrant)
+}
+
+type qdrantConn struct {
+	client      *qdrant.Client
+	fingerprint string
 }

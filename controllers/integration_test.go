@@ -138,6 +138,13 @@ func TestSampleCreatesEveryChildAsSpecified(t *testing.T) {
 
 	for what, o := range children {
 		refs := o.GetOwnerReferences()
+		if what == "rag-server data PVC" {
+			// spec.retention Retain (the default): the data outlives the appliance.
+			if len(refs) != 0 {
+				t.Errorf("%s: owner references %+v, want none under retention Retain", what, refs)
+			}
+			continue
+		}
 		if len(refs) != 1 || refs[0].UID != ra.UID || refs[0].Controller == nil || !*refs[0].Controller {
 			t.Errorf("%s: owner references %+v, want the appliance as controller", what, refs)
 		}
@@ -147,6 +154,9 @@ func TestSampleCreatesEveryChildAsSpecified(t *testing.T) {
 	ollama := children["ollama Deployment"].(*appsv1.Deployment)
 	env := envMap(ollama.Spec.Template.Spec.Containers[0].Env)
 	for name, want := range guideOverride {
+		if name == "OLLAMA_MULTIUSER_CACHE" {
+			want = "" // off by default (facts.md): not rendered
+		}
 		if env[name] != want {
 			t.Errorf("%s = %q, want the guide's %q", name, env[name], want)
 		}
@@ -285,14 +295,48 @@ func TestSteadyStateWritesNothing(t *testing.T) {
 	}
 }
 
+// TestDeletingTheApplianceCollectsChildren: every child goes with the appliance; the data
+// volumes follow spec.retention (Retain keeps the RAG server's volume and Qdrant's claims, Delete
+// removes both).
 func TestDeletingTheApplianceCollectsChildren(t *testing.T) {
 	needEnv(t)
 	ns := newNamespace(t)
 	ra := applySample(t, ns, "rag_v1alpha1_ragappliance_minimal.yaml")
 	children := waitForChildren(t, ra)
+	pvc := children["rag-server data PVC"]
+	delete(children, "rag-server data PVC")
+	sts := children["qdrant StatefulSet"].(*appsv1.StatefulSet)
+	if p := sts.Spec.PersistentVolumeClaimRetentionPolicy; p == nil || p.WhenDeleted != appsv1.RetainPersistentVolumeClaimRetentionPolicyType {
+		t.Errorf("Qdrant claims under Retain: %+v", p)
+	}
 	if err := k8s.Delete(context.Background(), ra); err != nil {
 		t.Fatal(err)
 	}
+	waitGone(t, children)
+	if err := k8s.Get(context.Background(), client.ObjectKeyFromObject(pvc), pvc); err != nil || pvc.GetDeletionTimestamp() != nil {
+		t.Errorf("retention Retain: the RAG server's volume must stay, got %v", err)
+	}
+
+	// retention Delete: the volume is owned, and Qdrant's claims are deleted with the StatefulSet.
+	u, err := createManifest(ns, manifest("deleting", "retention: Delete"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ra = &ragv1.RagAppliance{}
+	_ = k8s.Get(context.Background(), client.ObjectKey{Namespace: ns, Name: u.GetName()}, ra)
+	children = waitForChildren(t, ra)
+	sts = children["qdrant StatefulSet"].(*appsv1.StatefulSet)
+	if p := sts.Spec.PersistentVolumeClaimRetentionPolicy; p == nil || p.WhenDeleted != appsv1.DeletePersistentVolumeClaimRetentionPolicyType {
+		t.Errorf("Qdrant claims under Delete: %+v", p)
+	}
+	if err := k8s.Delete(context.Background(), ra); err != nil {
+		t.Fatal(err)
+	}
+	waitGone(t, children)
+}
+
+func waitGone(t *testing.T, children map[string]client.Object) {
+	t.Helper()
 	eventually(t, 60*time.Second, func() error {
 		for what, o := range children {
 			err := k8s.Get(context.Background(), client.ObjectKeyFromObject(o), o)

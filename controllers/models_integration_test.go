@@ -283,7 +283,7 @@ func TestIgnoredSettingsFollowTheRunningVersion(t *testing.T) {
 	testExternal.SetEndpoints(fake, "")
 	t.Cleanup(func() { testExternal.SetEndpoints("", "") })
 	ns := newNamespace(t)
-	u, err := createManifest(ns, manifest("latest", "ollama: {image: 'docker.io/ollama/ollama:latest'}"))
+	u, err := createManifest(ns, manifest("latest", "ollama: {image: 'docker.io/ollama/ollama:latest', multiuserCache: true}"))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -1,6 +1,8 @@
 package controllers
 
 import (
+	corev1 "k8s.io/api/core/v1"
+
 	ragv1 "github.com/ragstack/rag-operator/api/v1alpha1"
 )
 
@@ -35,6 +37,29 @@ func ragServerDataPVC(ra *ragv1.RagAppliance) string { return ra.Name + "-rag-se
 
 // generatedKeysSecret is the API key Secret the operator creates when the spec names none.
 func generatedKeysSecret(ra *ragv1.RagAppliance) string { return ra.Name + "-rag-api-keys" }
+
+// generatedQdrantKeysSecret is the Qdrant API key Secret the operator creates when the spec
+// names none.
+func generatedQdrantKeysSecret(ra *ragv1.RagAppliance) string { return ra.Name + "-qdrant-api-key" }
+
+const (
+	qdrantKeyField         = "api-key"
+	qdrantReadOnlyKeyField = "read-only-api-key"
+)
+
+// qdrantKeyRefs are the Secret keys of Qdrant's API key and read-only key (nil: none).
+func qdrantKeyRefs(ra *ragv1.RagAppliance) (key, readOnly *corev1.SecretKeySelector) {
+	q := ra.Spec.Qdrant
+	if q.APIKeySecretRef != nil {
+		return q.APIKeySecretRef.DeepCopy(), q.ReadOnlyAPIKeySecretRef.DeepCopy()
+	}
+	name := corev1.LocalObjectReference{Name: generatedQdrantKeysSecret(ra)}
+	ro := &corev1.SecretKeySelector{LocalObjectReference: name, Key: qdrantReadOnlyKeyField}
+	if q.ReadOnlyAPIKeySecretRef != nil {
+		ro = q.ReadOnlyAPIKeySecretRef.DeepCopy()
+	}
+	return &corev1.SecretKeySelector{LocalObjectReference: name, Key: qdrantKeyField}, ro
+}
 
 func apiKeysSecretName(ra *ragv1.RagAppliance) string {
 	if ref := ra.Spec.RagServer.Auth.APIKeysSecretRef; ref != nil && ref.Name != "" {

@@ -2,6 +2,7 @@ package controllers
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"math/rand/v2"
 	"strconv"
@@ -12,7 +13,6 @@ import (
 	"github.com/ollama/ollama/envconfig"
 	"k8s.io/apimachinery/pkg/api/resource"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
-	"k8s.io/apimachinery/pkg/runtime"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/yaml"
 
@@ -28,7 +28,10 @@ func (g specGen) pick(vals ...string) string { return vals[g.r.IntN(len(vals))] 
 
 func (g specGen) duration(signed bool) string {
 	units := []string{"ns", "us", "ms", "s", "m", "h"}
-	n := []string{"0", "1", "5", "0.5", "0.0001", "90", "1000", "9999"}[g.r.IntN(8)]
+	n := []string{"1", "5", "0.5", "90", "1000", "9999"}[g.r.IntN(6)]
+	if g.r.IntN(16) == 0 {
+		n = g.pick("0", "0.0001")
+	}
 	d := n + units[g.r.IntN(len(units))]
 	if g.r.IntN(5) == 0 {
 		d += "30s"
@@ -40,32 +43,43 @@ func (g specGen) duration(signed bool) string {
 }
 
 func (g specGen) quantity() string {
-	return g.pick("0", "1", "-1Gi", "512Mi", "1.5Gi", "100m", "1Ki", "1023", "2e3", "0.5", "100Mi", "64Gi", "1Ti")
+	if g.r.IntN(10) == 0 {
+		return g.pick("0", "1", "-1Gi", "100m", "1023", "0.5")
+	}
+	return g.pick("512Mi", "1.5Gi", "1Ki", "2e3", "100Mi", "64Gi", "1Ti")
 }
 
 func (g specGen) intIn(lo, hi int) int { return lo + g.r.IntN(hi-lo+1) }
 
+// num is mostly inside [lo, hi], and now and then one of the values past its edges.
+func (g specGen) num(lo, hi int, past ...int) int {
+	if len(past) > 0 && g.r.IntN(40) == 0 {
+		return past[g.r.IntN(len(past))]
+	}
+	return g.intIn(lo, hi)
+}
+
 // manifest is a random spec in YAML.
 func (g specGen) manifest(name string) string {
-	numParallel := g.intIn(0, 8)
-	numCtx := g.pick("128", "2048", "8192", "32768")
+	numParallel := g.num(1, 8, 0, 65)
+	numCtx := g.pick("8192", "16384", "32768", "8192", "2048")
 	var b strings.Builder
 	fmt.Fprintf(&b, "ollama:\n  numParallel: %d\n  keepAlive: %q\n  loadTimeout: %q\n  gpuOverhead: %q\n  multiuserCache: %v\n  maxLoadedModels: %d\n  kvCacheType: %s\n",
-		numParallel, g.duration(true), g.duration(false), g.quantity(), g.r.IntN(2) == 0, g.intIn(0, 4), g.pick("f16", "q8_0", "q4_0"))
+		numParallel, g.duration(true), g.duration(false), g.quantity(), g.r.IntN(2) == 0, g.num(0, 4, 33), g.pick("f16", "q8_0", "q4_0"))
 	if g.r.IntN(2) == 0 {
-		fmt.Fprintf(&b, "  maxQueue: %d\n", g.intIn(0, 70000))
+		fmt.Fprintf(&b, "  maxQueue: %d\n", g.num(1, 4096, 0, 70000))
 	}
 	fmt.Fprintf(&b, "models:\n- {name: chat-rag, from: \"qwen3:8b\", role: chat, parameters: {numCtx: %s}}\n- {name: embed-rag, from: nomic-embed-text, role: embedding, parameters: {numCtx: 2048}}\n", numCtx)
 	fmt.Fprintf(&b, "ragServer:\n  models: {chat: chat-rag, embedding: embed-rag, summary: chat-rag, tagging: chat-rag}\n")
 	fmt.Fprintf(&b, "  concurrency: {embedConcurrency: %d, embedBatchSize: %d, maxConcurrentProcessing: %d, jobWorkers: %d, ragTimeout: %q, warmingMaxConcurrentQueries: %d, maxQueuedDocuments: %d}\n",
-		g.intIn(0, 17), g.intIn(0, 600), g.intIn(0, 65), g.intIn(0, 65), g.duration(false), g.intIn(0, numParallel), g.intIn(0, 20000))
-	fmt.Fprintf(&b, "  tokens: {context: %d, history: %d, system: %d, response: %d}\n", g.intIn(0, 6000), g.intIn(0, 1500), g.intIn(0, 500), g.intIn(0, 400))
-	size := g.intIn(10, 400)
-	fmt.Fprintf(&b, "  chunking: {size: %d, overlap: %d}\n", size, g.intIn(0, size))
-	fmt.Fprintf(&b, "  retrieval: {topK: %d, scoreThreshold: %s, maxChunksPerDocument: %d}\n", g.intIn(0, 101), g.pick("-1", "0", "0.3", "1", "1.5"), g.intIn(0, 101))
-	fmt.Fprintf(&b, "  uploads: {maxFileSize: %q, maxFilesPerRequest: %d}\n", g.quantity(), g.intIn(0, 10001))
+		g.num(1, 16, 0, 17), g.num(1, 512, 0), g.num(1, 64, 0), g.num(1, 64, 65), g.duration(false), g.intIn(0, max(numParallel-1, 0)), g.num(1, 20000, 0))
+	fmt.Fprintf(&b, "  tokens: {context: %d, history: %d, system: %d, response: %d}\n", g.intIn(0, 3000), g.intIn(0, 1000), g.intIn(0, 500), g.num(16, 400, 0))
+	size := g.intIn(16, 400)
+	fmt.Fprintf(&b, "  chunking: {size: %d, overlap: %d}\n", size, g.num(0, size-1, size))
+	fmt.Fprintf(&b, "  retrieval: {topK: %d, scoreThreshold: %s, maxChunksPerDocument: %d}\n", g.num(1, 100, 0), g.pick("-1", "0", "0.3", "1", "0.75"), g.num(1, 100, 101))
+	fmt.Fprintf(&b, "  uploads: {maxFileSize: %q, maxFilesPerRequest: %d}\n", g.quantity(), g.num(1, 10000, 0))
 	fmt.Fprintf(&b, "qdrant:\n  collection: {vectorSize: %d, hnsw: {m: %d, efConstruct: %d}}\n  search: {hnswEf: %d}\n  storage: {size: %q}\n",
-		g.intIn(0, 4096), g.intIn(0, 129), g.intIn(3, 5000), g.intIn(0, 5000), g.quantity())
+		g.num(1, 4096, 0), g.num(0, 128), g.num(4, 4096, 3), g.num(1, 4096, 0), g.quantity())
 	return manifestYAML(name, b.String())
 }
 
@@ -90,11 +104,15 @@ func TestAdmittedSpecsRun(t *testing.T) {
 		u.SetNamespace(ns)
 		if err := k8s.Create(context.Background(), u, client.DryRunAll, client.FieldValidation("Strict")); err != nil {
 			refused++
+			if testing.Verbose() && refused <= 5 {
+				t.Logf("refused: %v", err)
+			}
 			continue
 		}
 		accepted++
 		ra := &ragv1.RagAppliance{}
-		if err := runtime.DefaultUnstructuredConverter.FromUnstructured(u.Object, ra); err != nil {
+		raw, _ := json.Marshal(u.Object)
+		if err := json.Unmarshal(raw, ra); err != nil {
 			t.Fatalf("admitted object does not convert: %v\n%s", err, text)
 		}
 		checkRendersValid(t, ra, text)

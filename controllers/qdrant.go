@@ -26,8 +26,10 @@ func qdrantEnv(ra *ragv1.RagAppliance) []corev1.EnvVar {
 		{Name: "QDRANT__STORAGE__TEMP_PATH", Value: "/tmp"},
 		{Name: "QDRANT__TELEMETRY_DISABLED", Value: "true"},
 	}
-	if ref := ra.Spec.Qdrant.APIKeySecretRef; ref != nil {
-		env = append(env, corev1.EnvVar{Name: "QDRANT__SERVICE__API_KEY", ValueFrom: &corev1.EnvVarSource{SecretKeyRef: ref.DeepCopy()}})
+	key, readOnly := qdrantKeyRefs(ra)
+	env = append(env, corev1.EnvVar{Name: "QDRANT__SERVICE__API_KEY", ValueFrom: &corev1.EnvVarSource{SecretKeyRef: key}})
+	if readOnly != nil {
+		env = append(env, corev1.EnvVar{Name: "QDRANT__SERVICE__READ_ONLY_API_KEY", ValueFrom: &corev1.EnvVarSource{SecretKeyRef: readOnly}})
 	}
 	return env
 }
@@ -46,9 +48,9 @@ func qdrantStatefulSet(ra *ragv1.RagAppliance) *appsv1.StatefulSet {
 			UpdateStrategy:       appsv1.StatefulSetUpdateStrategy{Type: appsv1.RollingUpdateStatefulSetStrategyType},
 			RevisionHistoryLimit: ptr.To[int32](3),
 			PersistentVolumeClaimRetentionPolicy: &appsv1.StatefulSetPersistentVolumeClaimRetentionPolicy{
-				// Vectors outlive the appliance unless the user deletes the claim: re-embedding
-				// hundreds of documents is the expensive part.
-				WhenDeleted: appsv1.RetainPersistentVolumeClaimRetentionPolicyType,
+				// spec.retention decides for Qdrant's claims and the RAG server's volume alike:
+				// vectors without the records that name them (or the reverse) are useless.
+				WhenDeleted: qdrantClaimsWhenDeleted(ra),
 				WhenScaled:  appsv1.RetainPersistentVolumeClaimRetentionPolicyType,
 			},
 			Template: corev1.PodTemplateSpec{

@@ -5,11 +5,13 @@ package controllers
 import (
 	"context"
 	"errors"
+	"fmt"
 	"time"
 
 	appsv1 "k8s.io/api/apps/v1"
 	batchv1 "k8s.io/api/batch/v1"
 	corev1 "k8s.io/api/core/v1"
+	networkingv1 "k8s.io/api/networking/v1"
 	"k8s.io/apimachinery/pkg/api/equality"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/api/meta"
@@ -44,6 +46,9 @@ type RagApplianceReconciler struct {
 	// ModelSyncRetryAfter is how long after a model-creation Job failed it is deleted and run
 	// again. Default DefaultModelSyncRetryAfter.
 	ModelSyncRetryAfter time.Duration
+	// OperatorNamespace is the manager's namespace: the NetworkPolicies let its pods (and no
+	// look-alike elsewhere) reach Ollama and Qdrant. Empty: any namespace.
+	OperatorNamespace string
 	// Clock is the time source of backoffs (nil: time.Now); tests move it.
 	Clock func() time.Time
 
@@ -56,6 +61,9 @@ type scope struct {
 	ra *ragv1.RagAppliance
 	// observed component states, filled by the sub-reconcilers that own them
 	ollama, qdrant, ragServer state
+	// qdrantKey is Qdrant's API key (for the operator's client); qdrantKeyHash a hash of every
+	// key value, stamped on the pods that hold them.
+	qdrantKey, qdrantKeyHash string
 }
 
 // subResult is one sub-reconciler's outcome; the shortest requeue wins.
@@ -78,6 +86,7 @@ type subReconciler func(ctx context.Context, s *scope) (subResult, error)
 // +kubebuilder:rbac:groups=storage.k8s.io,resources=storageclasses,verbs=get
 // +kubebuilder:rbac:groups=events.k8s.io,resources=events,verbs=create;patch
 // +kubebuilder:rbac:groups="",resources=events,verbs=list
+// +kubebuilder:rbac:groups=networking.k8s.io,resources=networkpolicies,verbs=get;list;watch;create;update;patch;delete
 
 // Reconcile brings one appliance's children to the declared state and reports it.
 func (r *RagApplianceReconciler) Reconcile(ctx context.Context, req ctrl.Request) (res ctrl.Result, retErr error) {
@@ -110,6 +119,7 @@ func (r *RagApplianceReconciler) Reconcile(ctx context.Context, req ctrl.Request
 	ra.Status.Endpoints = endpoints(ra)
 	var errs []error
 	for _, sub := range []subReconciler{
+		r.reconcileNetworkPolicies,
 		r.reconcileOllama,
 		r.reconcileQdrant,
 		r.reconcileRagServer,
@@ -194,7 +204,14 @@ func (r *RagApplianceReconciler) reconcileOllama(ctx context.Context, s *scope) 
 
 func (r *RagApplianceReconciler) reconcileQdrant(ctx context.Context, s *scope) (subResult, error) {
 	ra := s.ra
+	var err error
+	if s.qdrantKey, s.qdrantKeyHash, err = r.qdrantKeys(ctx, ra); err != nil {
+		setCondition(ra, ragv1.ConditionQdrantReady, falseState(ragv1.ReasonSecretMissing, err.Error()))
+		setCondition(ra, ragv1.ConditionRagServerReady, falseState(ragv1.ReasonSecretMissing, err.Error()))
+		return subResult{requeueAfter: unreachableBackoff}, nil
+	}
 	sts := qdrantStatefulSet(ra)
+	withSecretHash(&sts.Spec.Template, s.qdrantKeyHash)
 	expanding, recreating, err := r.expandQdrantClaims(ctx, ra, sts)
 	if err != nil {
 		setCondition(ra, ragv1.ConditionQdrantReady, falseState(ragv1.ReasonApplyFailed, err.Error()))
@@ -234,7 +251,12 @@ func (r *RagApplianceReconciler) reconcileRagServer(ctx context.Context, s *scop
 		setCondition(ra, ragv1.ConditionRagServerReady, falseState(ragv1.ReasonApplyFailed, err.Error()))
 		return subResult{}, err
 	}
+	if s.qdrantKeyHash == "" {
+		// Qdrant's keys are missing: the server could not start; QdrantReady says why.
+		return subResult{}, nil
+	}
 	dep := ragServerDeployment(ra)
+	withSecretHash(&dep.Spec.Template, s.qdrantKeyHash)
 	err := r.applyAll(ctx, s, ragv1.ConditionRagServerReady, ragServerPVC(ra), ragServerConfigMap(ra), ragServerService(ra), dep)
 	if err != nil && !applied(dep) {
 		return subResult{}, err
@@ -280,6 +302,7 @@ func (r *RagApplianceReconciler) SetupWithManager(mgr ctrl.Manager) error {
 		Owns(&corev1.ConfigMap{}).
 		Owns(&corev1.PersistentVolumeClaim{}).
 		Owns(&batchv1.Job{}).
+		Owns(&networkingv1.NetworkPolicy{}).
 		// Pods are not owned directly; a pod that cannot be scheduled or crash-loops changes no
 		// owned object's status, so its appliance is woken by its instance label.
 		Watches(&corev1.Pod{}, handler.EnqueueRequestsFromMapFunc(applianceOfPod)).
@@ -297,4 +320,36 @@ func applianceOfPod(_ context.Context, o client.Object) []reconcile.Request {
 		return nil
 	}
 	return []reconcile.Request{{NamespacedName: client.ObjectKey{Namespace: o.GetNamespace(), Name: name}}}
+}
+
+// reconcileNetworkPolicies applies the appliance's NetworkPolicies, or deletes them when the
+// spec turns them off.
+func (r *RagApplianceReconciler) reconcileNetworkPolicies(ctx context.Context, s *scope) (subResult, error) {
+	ra := s.ra
+	policies := networkPolicies(ra, r.OperatorNamespace)
+	if policies == nil {
+		list := &networkingv1.NetworkPolicyList{}
+		if err := r.List(ctx, list, client.InNamespace(ra.Namespace), client.MatchingLabels{"app.kubernetes.io/instance": ra.Name, ManagedByLabel: ManagedByValue}); err != nil {
+			return subResult{}, err
+		}
+		for i := range list.Items {
+			if metav1.IsControlledBy(&list.Items[i], ra) {
+				if err := r.Delete(ctx, &list.Items[i]); client.IgnoreNotFound(err) != nil {
+					return subResult{}, err
+				}
+			}
+		}
+		setCondition(ra, ragv1.ConditionNetworkPolicyReady, trueState(ragv1.ReasonDisabled, "spec.networkPolicy.enabled is false: the data plane is open to every pod that can reach it"))
+		return subResult{}, nil
+	}
+	objs := make([]client.Object, 0, len(policies))
+	for _, np := range policies {
+		objs = append(objs, np)
+	}
+	if err := r.applyAll(ctx, s, ragv1.ConditionNetworkPolicyReady, objs...); err != nil {
+		return subResult{}, err
+	}
+	setCondition(ra, ragv1.ConditionNetworkPolicyReady, trueState(ragv1.ReasonPoliciesApplied,
+		fmt.Sprintf("%d NetworkPolicies applied (enforced by CNIs that implement NetworkPolicy)", len(policies))))
+	return subResult{}, nil
 }

@@ -21,6 +21,8 @@ const (
 	ragDataDir        = "/data"
 	qdrantAPIKeyDir   = "/etc/rag-server/qdrant"
 	qdrantAPIKeyField = "api-key"
+	// The read-only key is mounted apart: it may live in another Secret.
+	qdrantReadOnlyKeyDir = "/etc/rag-server/qdrant-read-only"
 )
 
 // ragServerConfig renders the server's config file from the spec. Everything the server
@@ -78,8 +80,9 @@ func ragServerConfig(ra *ragv1.RagAppliance) serverconfig.Config {
 	if rs.Uploads.MaxFileSize != nil {
 		cfg.Uploads.MaxFileBytes = rs.Uploads.MaxFileSize.Value()
 	}
-	if q.APIKeySecretRef != nil {
-		cfg.Qdrant.APIKeyFile = qdrantAPIKeyDir + "/" + qdrantAPIKeyField
+	cfg.Qdrant.APIKeyFile = qdrantAPIKeyDir + "/" + qdrantAPIKeyField
+	if _, ro := qdrantKeyRefs(ra); ro != nil {
+		cfg.Qdrant.ReadOnlyAPIKeyFile = qdrantReadOnlyKeyDir + "/" + qdrantReadOnlyKeyField
 	}
 	return cfg
 }
@@ -140,11 +143,16 @@ func ragServerDeployment(ra *ragv1.RagAppliance) *appsv1.Deployment {
 		{Name: "data", MountPath: ragDataDir},
 		{Name: "tmp", MountPath: "/tmp"},
 	}
-	if ref := ra.Spec.Qdrant.APIKeySecretRef; ref != nil {
-		volumes = append(volumes, corev1.Volume{Name: "qdrant-api-key", VolumeSource: corev1.VolumeSource{Secret: &corev1.SecretVolumeSource{
-			SecretName: ref.Name, Items: []corev1.KeyToPath{{Key: ref.Key, Path: qdrantAPIKeyField}},
+	key, readOnly := qdrantKeyRefs(ra)
+	volumes = append(volumes, corev1.Volume{Name: "qdrant-api-key", VolumeSource: corev1.VolumeSource{Secret: &corev1.SecretVolumeSource{
+		SecretName: key.Name, Items: []corev1.KeyToPath{{Key: key.Key, Path: qdrantAPIKeyField}},
+	}}})
+	mounts = append(mounts, corev1.VolumeMount{Name: "qdrant-api-key", MountPath: qdrantAPIKeyDir, ReadOnly: true})
+	if readOnly != nil {
+		volumes = append(volumes, corev1.Volume{Name: "qdrant-read-only-key", VolumeSource: corev1.VolumeSource{Secret: &corev1.SecretVolumeSource{
+			SecretName: readOnly.Name, Items: []corev1.KeyToPath{{Key: readOnly.Key, Path: qdrantReadOnlyKeyField}},
 		}}})
-		mounts = append(mounts, corev1.VolumeMount{Name: "qdrant-api-key", MountPath: qdrantAPIKeyDir, ReadOnly: true})
+		mounts = append(mounts, corev1.VolumeMount{Name: "qdrant-read-only-key", MountPath: qdrantReadOnlyKeyDir, ReadOnly: true})
 	}
 	memRequest, memLimit := ragServerMemory(ra)
 	resources := withDefaults(rs.Resources, ragServerCPURequest, memRequest, memLimit)
@@ -200,7 +208,7 @@ func ragServerService(ra *ragv1.RagAppliance) *corev1.Service {
 func ragServerPVC(ra *ragv1.RagAppliance) *corev1.PersistentVolumeClaim {
 	return &corev1.PersistentVolumeClaim{
 		TypeMeta:   typeMeta("v1", "PersistentVolumeClaim"),
-		ObjectMeta: objectMeta(ra, ragServerDataPVC(ra), componentRagServer),
+		ObjectMeta: dataVolumeMeta(ra, ragServerDataPVC(ra), componentRagServer),
 		Spec:       pvcSpec(ra.Spec.RagServer.Storage, "20Gi"),
 	}
 }

@@ -19,6 +19,8 @@ type Options struct {
 	// ModelSyncRetryAfter is how long a failed model-creation Job is kept before the variant is
 	// tried again (0: DefaultModelSyncRetryAfter).
 	ModelSyncRetryAfter time.Duration
+	// OperatorNamespace is the manager's own namespace (for the NetworkPolicies).
+	OperatorNamespace string
 }
 
 // Setup registers the RagAppliance reconciler with a manager.
@@ -33,5 +35,6 @@ func Setup(mgr ctrl.Manager, opts Options) error {
 		External:            ext,
 		ModelSyncImage:      opts.ModelSyncImage,
 		ModelSyncRetryAfter: opts.ModelSyncRetryAfter,
+		OperatorNamespace:   opts.OperatorNamespace,
 	}).SetupWithManager(mgr)
 }

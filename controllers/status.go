@@ -69,6 +69,7 @@ var componentConditions = []string{
 	ragv1.ConditionRagServerReady,
 	ragv1.ConditionModelsReady,
 	ragv1.ConditionCollectionReady,
+	ragv1.ConditionNetworkPolicyReady,
 }
 
 // readyState is True only when every component condition is True; otherwise its message

@@ -23,6 +23,7 @@ import (
 	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
 
 	ragv1 "github.com/ragstack/rag-operator/api/v1alpha1"
+	"github.com/ragstack/rag-operator/internal/testbed/cluster"
 )
 
 // The envtest suite: a real kube-apiserver and etcd (built by hack/build-k8s-bundle.sh) with
@@ -59,6 +60,10 @@ func runSuite(m *testing.M) int {
 		ErrorIfCRDPathMissing: true,
 		BinaryAssetsDirectory: assets,
 	}
+	// The test bed's admission plugins (OwnerReferencesPermissionEnforcement, PodSecurity). The
+	// manager here is in system:masters, which may set any owner reference; the chart's RBAC
+	// meets the plugin in the e2e tests.
+	cluster.StrictAPIServer(testEnv)
 	var err error
 	if cfg, err = testEnv.Start(); err != nil {
 		fmt.Fprintln(os.Stderr, "envtest:", err)

@@ -23,6 +23,9 @@ const (
 	// ConditionOllamaSettings: every declared Ollama setting is honoured by the image's version
 	// and none is known to crash it. Informational: not part of Ready.
 	ConditionOllamaSettings = "OllamaSettings"
+	// ConditionNetworkPolicyReady: the appliance's NetworkPolicies are applied as declared
+	// (True with reason Disabled when spec.networkPolicy.enabled is false).
+	ConditionNetworkPolicyReady = "NetworkPolicyReady"
 )
 
 // Condition reasons. They are CamelCase, stable, and documented in docs/crd-reference.md.
@@ -105,4 +108,10 @@ const (
 	// succeeded but the variant is missing or differs); the next Job waits with exponential
 	// backoff, and the message says why and when.
 	ReasonModelSyncBackoff = "ModelSyncBackoff"
+	// ReasonPoliciesApplied: every NetworkPolicy of the appliance is applied.
+	ReasonPoliciesApplied = "PoliciesApplied"
+	// ReasonSecretMissing: a Secret (or a key in it) the component needs does not exist.
+	ReasonSecretMissing = "SecretMissing"
+	// ReasonDisabled: the feature is turned off in the spec.
+	ReasonDisabled = "Disabled"
 )

@@ -2,6 +2,7 @@ package v1alpha1
 
 import (
 	corev1 "k8s.io/api/core/v1"
+	networkingv1 "k8s.io/api/networking/v1"
 	"k8s.io/apimachinery/pkg/api/resource"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 )
@@ -63,6 +64,58 @@ type RagApplianceSpec struct {
 	// not only Ollama's.
 	// +optional
 	Placement Placement `json:"placement,omitempty"`
+
+	// networkPolicy locks the data plane: Ollama (no authentication of its own) and Qdrant
+	// (whose payload holds every chunk's text) accept traffic only from the appliance's own
+	// pods and the operator. Enforcement needs a CNI that implements NetworkPolicy.
+	// +kubebuilder:default={}
+	// +optional
+	NetworkPolicy NetworkPolicySpec `json:"networkPolicy,omitempty"`
+
+	// retention says what happens to the appliance's data when it is deleted: Retain (default)
+	// keeps the RAG server's volume (documents, originals) and Qdrant's claims (vectors)
+	// together, so re-creating the appliance under the same name finds both; Delete removes
+	// both. The Ollama model store is always deleted (it can be pulled again).
+	// +kubebuilder:default=Retain
+	// +kubebuilder:validation:Enum=Retain;Delete
+	// +optional
+	Retention RetentionPolicy `json:"retention,omitempty"`
+}
+
+// RetentionPolicy is what happens to an appliance's data volumes when it is deleted.
+type RetentionPolicy string
+
+const (
+	RetentionRetain RetentionPolicy = "Retain"
+	RetentionDelete RetentionPolicy = "Delete"
+)
+
+// NetworkPolicySpec says which NetworkPolicies the operator renders for the appliance.
+type NetworkPolicySpec struct {
+	// enabled renders one NetworkPolicy per component. Default true.
+	// +kubebuilder:default=true
+	// +optional
+	Enabled bool `json:"enabled"`
+
+	// ragServerFrom are the sources allowed to reach the RAG server's API port. Empty allows
+	// any source: the server authenticates every request with an API key.
+	// +optional
+	// +listType=atomic
+	// +kubebuilder:validation:MaxItems=32
+	RagServerFrom []networkingv1.NetworkPolicyPeer `json:"ragServerFrom,omitempty"`
+
+	// restrictEgress limits what the appliance's pods may reach: DNS, the appliance's own pods,
+	// and, for Ollama and the model Jobs, registryEgress (to pull base models). Default false:
+	// egress is left open.
+	// +optional
+	RestrictEgress bool `json:"restrictEgress,omitempty"`
+
+	// registryEgress are the destinations (ipBlock CIDRs of the model registry or a mirror)
+	// Ollama and the model Jobs may reach on port 443 when restrictEgress is true.
+	// +optional
+	// +listType=atomic
+	// +kubebuilder:validation:MaxItems=32
+	RegistryEgress []networkingv1.NetworkPolicyPeer `json:"registryEgress,omitempty"`
 }
 
 // PodPlacement are the scheduling fields of a pod.
@@ -197,7 +250,7 @@ type OllamaSpec struct {
 	// gpuOverhead is OLLAMA_GPU_OVERHEAD, memory Ollama leaves unused per GPU (rendered in
 	// bytes). Default 512Mi; zero or more.
 	// +kubebuilder:default="512Mi"
-	// +kubebuilder:validation:XValidation:rule="quantity(string(self)).sign() >= 0",message="spec.ollama.gpuOverhead must not be negative"
+	// +kubebuilder:validation:XValidation:rule="!quantity(string(self)).isLessThan(quantity('0'))",message="spec.ollama.gpuOverhead must not be negative"
 	// +optional
 	GPUOverhead *resource.Quantity `json:"gpuOverhead,omitempty"`
 
@@ -244,12 +297,12 @@ type OllamaSpec struct {
 
 // StorageSpec is a PersistentVolumeClaim's size and class. The size may grow (the claim is
 // expanded where its StorageClass allows expansion), never shrink; the class is fixed.
-// +kubebuilder:validation:XValidation:rule="!has(oldSelf.size) || !has(self.size) || quantity(string(self.size)).compareTo(quantity(string(oldSelf.size))) >= 0",message="size cannot shrink: a PersistentVolumeClaim can only grow (copy the data to a new appliance to shrink)",fieldPath=".size"
+// +kubebuilder:validation:XValidation:rule="!has(oldSelf.size) || !has(self.size) || !quantity(string(self.size)).isLessThan(quantity(string(oldSelf.size)))",message="size cannot shrink: a PersistentVolumeClaim can only grow (copy the data to a new appliance to shrink)",fieldPath=".size"
 // +kubebuilder:validation:XValidation:rule="has(self.storageClassName) == has(oldSelf.storageClassName) && (!has(self.storageClassName) || self.storageClassName == oldSelf.storageClassName)",message="storageClassName is immutable: a claim cannot move to another StorageClass",fieldPath=".storageClassName"
 type StorageSpec struct {
 	// size is the requested capacity; it may grow, never shrink.
 	// +optional
-	// +kubebuilder:validation:XValidation:rule="quantity(string(self)).sign() > 0",message="size must be positive"
+	// +kubebuilder:validation:XValidation:rule="quantity(string(self)).isGreaterThan(quantity('0'))",message="size must be positive"
 	Size *resource.Quantity `json:"size,omitempty"`
 
 	// storageClassName selects the StorageClass; unset uses the cluster default. Immutable.
@@ -308,7 +361,7 @@ type ModelVariant struct {
 	// size is the expected size of the base model's weights, used by the memory budget (and
 	// Ollama's memory request) while the model is not yet on the server.
 	// +optional
-	// +kubebuilder:validation:XValidation:rule="quantity(string(self)).sign() > 0",message="spec.models[].size must be positive"
+	// +kubebuilder:validation:XValidation:rule="!string(self).startsWith('-')",message="spec.models[].size must not be negative"
 	Size *resource.Quantity `json:"size,omitempty"`
 }
 
@@ -461,9 +514,17 @@ type QdrantSpec struct {
 	// +optional
 	Storage StorageSpec `json:"storage,omitempty"`
 
-	// apiKeySecretRef names a Secret key holding Qdrant's API key; unset runs without one.
+	// apiKeySecretRef names a Secret key holding Qdrant's API key. Unset, the operator creates
+	// <name>-qdrant-api-key once (keys api-key and read-only-api-key, random) and never rewrites
+	// it: Qdrant always requires a key. Changing the key's value rolls Qdrant and the RAG server.
 	// +optional
 	APIKeySecretRef *corev1.SecretKeySelector `json:"apiKeySecretRef,omitempty"`
+
+	// readOnlyAPIKeySecretRef names a Secret key holding Qdrant's read-only API key, which the
+	// RAG server uses for searches. Unset with apiKeySecretRef set: no read-only key; unset
+	// with apiKeySecretRef unset: the generated Secret's read-only-api-key.
+	// +optional
+	ReadOnlyAPIKeySecretRef *corev1.SecretKeySelector `json:"readOnlyAPIKeySecretRef,omitempty"`
 
 	// collection is the tuned collection the RAG server writes to.
 	// +kubebuilder:default={}
@@ -662,7 +723,7 @@ type MemoryBudgetSpec struct {
 	// total is the memory of the machine the appliance shares (GB10: 128 GB unified, one pool
 	// for GPU and CPU). Unset, the largest allocatable memory of the nodes Ollama may run on.
 	// +optional
-	// +kubebuilder:validation:XValidation:rule="quantity(string(self)).sign() > 0",message="spec.memoryBudget.total must be positive"
+	// +kubebuilder:validation:XValidation:rule="quantity(string(self)).isGreaterThan(quantity('0'))",message="spec.memoryBudget.total must be positive"
 	Total *resource.Quantity `json:"total,omitempty"`
 
 	// expectedPoints sizes Qdrant's share while the collection holds fewer points.
@@ -689,7 +750,7 @@ type MemoryOverhead struct {
 	Name string `json:"name"`
 	// size is how much (zero or more).
 	// +required
-	// +kubebuilder:validation:XValidation:rule="quantity(string(self)).sign() >= 0",message="spec.memoryBudget.overheads[].size must not be negative"
+	// +kubebuilder:validation:XValidation:rule="!string(self).startsWith('-')",message="spec.memoryBudget.overheads[].size must not be negative"
 	Size resource.Quantity `json:"size"`
 }
 
@@ -845,7 +906,7 @@ type RetrievalSpec struct {
 type UploadLimits struct {
 	// maxFileSize is the largest file accepted. Default 100Mi; at least 1Ki.
 	// +kubebuilder:default="100Mi"
-	// +kubebuilder:validation:XValidation:rule="quantity(string(self)).compareTo(quantity('1Ki')) >= 0",message="spec.ragServer.uploads.maxFileSize must be at least 1Ki"
+	// +kubebuilder:validation:XValidation:rule="!quantity(string(self)).isLessThan(quantity('1Ki'))",message="spec.ragServer.uploads.maxFileSize must be at least 1Ki"
 	// +optional
 	MaxFileSize *resource.Quantity `json:"maxFileSize,omitempty"`
 	// maxFilesPerRequest is the most files in one upload request.

@@ -198,6 +198,13 @@ func qdrantOptions(cfg serverconfig.Config) (vector.QdrantOptions, error) {
 		}
 		o.APIKey = strings.TrimSpace(string(key))
 	}
+	if cfg.Qdrant.ReadOnlyAPIKeyFile != "" {
+		key, err := os.ReadFile(cfg.Qdrant.ReadOnlyAPIKeyFile)
+		if err != nil {
+			return o, fmt.Errorf("qdrant.readOnlyApiKeyFile: %w", err)
+		}
+		o.ReadOnlyAPIKey = strings.TrimSpace(string(key))
+	}
 	return o, nil
 }
 

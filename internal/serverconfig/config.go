@@ -41,9 +41,11 @@ type Ollama struct {
 // Qdrant is the vector store; an empty Address selects the embedded exact-search store.
 type Qdrant struct {
 	// Address is Qdrant's gRPC host:port.
-	Address    string     `json:"address,omitempty"`
-	APIKeyFile string     `json:"apiKeyFile,omitempty"`
-	Collection Collection `json:"collection"`
+	Address    string `json:"address,omitempty"`
+	APIKeyFile string `json:"apiKeyFile,omitempty"`
+	// ReadOnlyAPIKeyFile holds Qdrant's read-only key, used for searches and counts.
+	ReadOnlyAPIKeyFile string     `json:"readOnlyApiKeyFile,omitempty"`
+	Collection         Collection `json:"collection"`
 }
 
 // Collection mirrors the collection the operator creates.

@@ -20,6 +20,9 @@ type QdrantOptions struct {
 	// Addr is Qdrant's gRPC endpoint, host:port (port 6334).
 	Addr   string
 	APIKey string
+	// ReadOnlyAPIKey, when set, is used for searches and counts (a second connection): the
+	// query path holds a key that cannot write or delete.
+	ReadOnlyAPIKey string
 	// UseTLS dials with TLS (needed for an API key to travel anywhere but a trusted network).
 	UseTLS     bool
 	Collection serverconfig.Collection
@@ -40,6 +43,8 @@ type QdrantOptions struct {
 // Qdrant is the Store on a Qdrant collection, over gRPC.
 type Qdrant struct {
 	client *qdrant.Client
+	// reader serves searches and counts: client, or a connection with the read-only key.
+	reader *qdrant.Client
 	opts   QdrantOptions
 	name   string
 	size   int
@@ -86,7 +91,16 @@ func NewQdrant(ctx context.Context, o QdrantOptions) (*Qdrant, error) {
 	if err != nil {
 		return nil, fmt.Errorf("qdrant %s: %w", o.Addr, err)
 	}
-	return &Qdrant{client: client, opts: o, name: o.Collection.Name, size: o.Collection.VectorSize, dist: dist}, nil
+	reader := client
+	if o.ReadOnlyAPIKey != "" {
+		if reader, err = qdrant.NewClient(&qdrant.Config{
+			Host: host, Port: port, APIKey: o.ReadOnlyAPIKey, UseTLS: o.UseTLS, SkipCompatibilityCheck: o.SkipCompatibilityCheck,
+		}); err != nil {
+			client.Close()
+			return nil, fmt.Errorf("qdrant %s (read-only key): %w", o.Addr, err)
+		}
+	}
+	return &Qdrant{client: client, reader: reader, opts: o, name: o.Collection.Name, size: o.Collection.VectorSize, dist: dist}, nil
 }
 
 func (q *Qdrant) ctx(ctx context.Context) (context.Context, context.CancelFunc) {
@@ -97,7 +111,12 @@ func (q *Qdrant) ctx(ctx context.Context) (context.Context, context.CancelFunc) 
 }
 
 // Close closes the gRPC connections.
-func (q *Qdrant) Close() error { return q.client.Close() }
+func (q *Qdrant) Close() error {
+	if q.reader != q.client {
+		q.reader.Close()
+	}
+	return q.client.Close()
+}
 
 // Ping is Qdrant's health check, followed by an authenticated look at the collection: Qdrant
 // answers HealthCheck without checking the API key, so on its own it would report ready a
@@ -334,7 +353,7 @@ func (q *Qdrant) Search(ctx context.Context, vector []float32, opts SearchOption
 	var points []*qdrant.ScoredPoint
 	err := q.call(ctx, func(ctx context.Context) error {
 		var err error
-		points, err = q.client.Query(ctx, req)
+		points, err = q.reader.Query(ctx, req)
 		return err
 	})
 	if err != nil {
@@ -372,7 +391,7 @@ func (q *Qdrant) Count(ctx context.Context, f Filter) (int, error) {
 	var n uint64
 	err := q.call(ctx, func(ctx context.Context) error {
 		var err error
-		n, err = q.client.Count(ctx, &qdrant.CountPoints{CollectionName: q.name, Filter: qdrantFilter(f), Exact: &exact})
+		n, err = q.reader.Count(ctx, &qdrant.CountPoints{CollectionName: q.name, Filter: qdrantFilter(f), Exact: &exact})
 		return err
 	})
 	if err != nil {

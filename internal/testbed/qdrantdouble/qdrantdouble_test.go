@@ -858,3 +858,30 @@ func TestPayloadIndexShowsInSchema(t *testing.T) {
 		t.Fatalf("schema keys %v", keys)
 	}
 }
+
+// TestReadOnlyKey: the read-only key reads and is refused writes; the full key does both.
+func TestReadOnlyKey(t *testing.T) {
+	s := Start(t, WithAPIKey("rw"), WithReadOnlyAPIKey("ro"))
+	rw, ro := newClient(t, s, "rw"), newClient(t, s, "ro")
+	ctx := context.Background()
+	if err := rw.CreateCollection(ctx, &qdrant.CreateCollection{CollectionName: "c",
+		VectorsConfig: qdrant.NewVectorsConfig(&qdrant.VectorParams{Size: 2, Distance: qdrant.Distance_Cosine})}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := ro.GetCollectionInfo(ctx, "c"); err != nil {
+		t.Fatalf("read with the read-only key: %v", err)
+	}
+	if _, err := ro.Count(ctx, &qdrant.CountPoints{CollectionName: "c"}); err != nil {
+		t.Fatalf("count with the read-only key: %v", err)
+	}
+	_, err := ro.Upsert(ctx, &qdrant.UpsertPoints{CollectionName: "c", Points: []*qdrant.PointStruct{{Id: qdrant.NewIDNum(1), Vectors: qdrant.NewVectors(1, 0)}}})
+	if status.Code(err) != codes.PermissionDenied {
+		t.Fatalf("upsert with the read-only key: %v, want PermissionDenied", err)
+	}
+	if err := ro.DeleteCollection(ctx, "c"); status.Code(err) != codes.PermissionDenied {
+		t.Fatalf("delete with the read-only key: %v, want PermissionDenied", err)
+	}
+	if _, err := newClient(t, s, "nope").GetCollectionInfo(ctx, "c"); status.Code(err) != codes.Unauthenticated {
+		t.Fatalf("wrong key: %v", err)
+	}
+}

@@ -48,6 +48,12 @@ func WithAPIKey(key string) Option {
 	return func(s *Server) { s.apiKey = key }
 }
 
+// WithReadOnlyAPIKey adds a key that may only read (Qdrant's `service.read_only_api_key`): with
+// it, calls that change anything are refused with PermissionDenied.
+func WithReadOnlyAPIKey(key string) Option {
+	return func(s *Server) { s.readOnlyKey = key }
+}
+
 // WithFault installs a fault injector, called before every RPC with its full gRPC method name
 // (e.g. qdrant.Points_Upsert_FullMethodName, "/qdrant.Points/Upsert"). A non-nil error is returned
 // to the client instead of running the call; return a status error (status.Error) to choose the
@@ -59,8 +65,9 @@ func WithFault(fn func(method string) error) Option {
 
 // Server is a running Qdrant double. Its data lives as long as the Server, across Stop/Restart.
 type Server struct {
-	t      testing.TB
-	apiKey string
+	t           testing.TB
+	apiKey      string
+	readOnlyKey string
 
 	mu      sync.Mutex // guards everything below, not the data (see store)
 	fault   func(method string) error
@@ -241,7 +248,7 @@ func (s *Server) intercept(ctx context.Context, req any, info *grpc.UnaryServerI
 //     `api-key` header, else from `authorization: Bearer …`; a missing key is "Must provide an API
 //     key or an Authorization bearer token", a wrong one "Invalid API key or JWT".
 func (s *Server) authenticate(ctx context.Context, method string) error {
-	if s.apiKey == "" || method == qdrant.Qdrant_HealthCheck_FullMethodName {
+	if (s.apiKey == "" && s.readOnlyKey == "") || method == qdrant.Qdrant_HealthCheck_FullMethodName {
 		return nil
 	}
 	md, _ := metadata.FromIncomingContext(ctx)
@@ -253,10 +260,27 @@ func (s *Server) authenticate(ctx context.Context, method string) error {
 	} else {
 		return status.Error(codes.Unauthenticated, "Must provide an API key or an Authorization bearer token")
 	}
-	if subtle.ConstantTimeCompare([]byte(key), []byte(s.apiKey)) != 1 {
-		return status.Error(codes.Unauthenticated, "Invalid API key or JWT")
+	if s.apiKey != "" && subtle.ConstantTimeCompare([]byte(key), []byte(s.apiKey)) == 1 {
+		return nil
 	}
-	return nil
+	if s.readOnlyKey != "" && subtle.ConstantTimeCompare([]byte(key), []byte(s.readOnlyKey)) == 1 {
+		if !readMethod(method) {
+			return status.Error(codes.PermissionDenied, "Write access denied")
+		}
+		return nil
+	}
+	return status.Error(codes.Unauthenticated, "Invalid API key or JWT")
+}
+
+// readMethod says whether a gRPC method only reads (what a read-only key may call).
+func readMethod(method string) bool {
+	name := method[strings.LastIndex(method, "/")+1:]
+	for _, prefix := range []string{"Get", "List", "Query", "Search", "Count", "Scroll", "Recommend", "Discover", "CollectionExists", "Facet", "HealthCheck", "CollectionClusterInfo"} {
+		if strings.HasPrefix(name, prefix) {
+			return true
+		}
+	}
+	return false
 }
 
 // fullMethod turns "Points/Upsert" or "qdrant.Points/Upsert" into "/qdrant.Points/Upsert".

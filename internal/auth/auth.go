@@ -279,15 +279,20 @@ func (k *Keys) Len() int {
 	return len(k.keys)
 }
 
+// compareHash compares two SHA-256 digests in constant time. It is a variable only so the
+// test can observe every comparison Authenticate makes (TestConstantTimePath).
+var compareHash = subtle.ConstantTimeCompare
+
 // Authenticate compares the token's hash with every key in constant time. The loop never
-// exits early, so the time taken does not depend on which key (if any) matched.
+// exits early and always compares whole digests (the token is hashed first, so its length
+// does not matter), so the time taken does not depend on which key (if any) matched.
 func (k *Keys) Authenticate(token string) (Principal, bool) {
 	h := sha256.Sum256([]byte(token))
 	k.mu.RLock()
 	defer k.mu.RUnlock()
 	found := -1
 	for i := range k.keys {
-		if subtle.ConstantTimeCompare(h[:], k.keys[i].hash[:]) == 1 {
+		if compareHash(h[:], k.keys[i].hash[:]) == 1 {
 			found = i
 		}
 	}
@@ -321,14 +326,26 @@ func FromContext(ctx context.Context) (Principal, bool) {
 // Middleware requires "Authorization: Bearer <token>" and puts the Principal in the request
 // context; anything else is 401 with a WWW-Authenticate challenge.
 func Middleware(a Authenticator, next http.Handler) http.Handler {
+	return MiddlewareWith(a, next, func(w http.ResponseWriter, msg string) {
+		w.Header().Set("Content-Type", "application/json")
+		w.WriteHeader(http.StatusUnauthorized)
+		b, _ := json.Marshal(map[string]string{"error": msg})
+		w.Write(append(b, '\n'))
+	})
+}
+
+// Unauthorized is the sentence a refused request gets.
+const Unauthorized = "missing or invalid API key"
+
+// MiddlewareWith is Middleware with the 401's body written by deny (an API with its own error
+// shape, such as the OpenAI-compatible routes); the WWW-Authenticate challenge is already set.
+func MiddlewareWith(a Authenticator, next http.Handler, deny func(w http.ResponseWriter, msg string)) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		token, _ := bearer(r.Header.Get("Authorization")) // "" when absent: no key matches it
 		p, valid := a.Authenticate(token)
 		if !valid {
 			w.Header().Set("WWW-Authenticate", `Bearer realm="rag-server"`)
-			w.Header().Set("Content-Type", "application/json")
-			w.WriteHeader(http.StatusUnauthorized)
-			w.Write([]byte(`{"error":"missing or invalid API key"}` + "\n"))
+			deny(w, Unauthorized)
 			return
 		}
 		next.ServeHTTP(w, r.WithContext(WithPrincipal(r.Context(), p)))

@@ -6,6 +6,7 @@ import (
 	appsv1 "k8s.io/api/apps/v1"
 	batchv1 "k8s.io/api/batch/v1"
 	corev1 "k8s.io/api/core/v1"
+	networkingv1 "k8s.io/api/networking/v1"
 	klabels "k8s.io/apimachinery/pkg/labels"
 	"k8s.io/apimachinery/pkg/selection"
 	"sigs.k8s.io/controller-runtime/pkg/cache"
@@ -39,6 +40,7 @@ func ScopedKinds() []client.Object {
 		&corev1.PersistentVolumeClaim{},
 		&batchv1.Job{},
 		&corev1.Pod{},
+		&networkingv1.NetworkPolicy{},
 	}
 }
 

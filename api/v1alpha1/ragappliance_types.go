@@ -250,7 +250,7 @@ type OllamaSpec struct {
 	// gpuOverhead is OLLAMA_GPU_OVERHEAD, memory Ollama leaves unused per GPU (rendered in
 	// bytes). Default 512Mi; zero or more.
 	// +kubebuilder:default="512Mi"
-	// +kubebuilder:validation:XValidation:rule="!quantity(string(self)).isLessThan(quantity('0'))",message="spec.ollama.gpuOverhead must not be negative"
+	// +kubebuilder:validation:XValidation:rule="!quantity(self).isLessThan(quantity('0'))",message="spec.ollama.gpuOverhead must not be negative"
 	// +optional
 	GPUOverhead *resource.Quantity `json:"gpuOverhead,omitempty"`
 
@@ -297,12 +297,12 @@ type OllamaSpec struct {
 
 // StorageSpec is a PersistentVolumeClaim's size and class. The size may grow (the claim is
 // expanded where its StorageClass allows expansion), never shrink; the class is fixed.
-// +kubebuilder:validation:XValidation:rule="!has(oldSelf.size) || !has(self.size) || !quantity(string(self.size)).isLessThan(quantity(string(oldSelf.size)))",message="size cannot shrink: a PersistentVolumeClaim can only grow (copy the data to a new appliance to shrink)",fieldPath=".size"
+// +kubebuilder:validation:XValidation:rule="!has(oldSelf.size) || !has(self.size) || !quantity(self.size).isLessThan(quantity(oldSelf.size))",message="size cannot shrink: a PersistentVolumeClaim can only grow (copy the data to a new appliance to shrink)",fieldPath=".size"
 // +kubebuilder:validation:XValidation:rule="has(self.storageClassName) == has(oldSelf.storageClassName) && (!has(self.storageClassName) || self.storageClassName == oldSelf.storageClassName)",message="storageClassName is immutable: a claim cannot move to another StorageClass",fieldPath=".storageClassName"
 type StorageSpec struct {
 	// size is the requested capacity; it may grow, never shrink.
 	// +optional
-	// +kubebuilder:validation:XValidation:rule="quantity(string(self)).isGreaterThan(quantity('0'))",message="size must be positive"
+	// +kubebuilder:validation:XValidation:rule="quantity(self).isGreaterThan(quantity('0'))",message="size must be positive"
 	Size *resource.Quantity `json:"size,omitempty"`
 
 	// storageClassName selects the StorageClass; unset uses the cluster default. Immutable.
@@ -361,7 +361,7 @@ type ModelVariant struct {
 	// size is the expected size of the base model's weights, used by the memory budget (and
 	// Ollama's memory request) while the model is not yet on the server.
 	// +optional
-	// +kubebuilder:validation:XValidation:rule="!string(self).startsWith('-')",message="spec.models[].size must not be negative"
+	// +kubebuilder:validation:XValidation:rule="!self.startsWith('-')",message="spec.models[].size must not be negative"
 	Size *resource.Quantity `json:"size,omitempty"`
 }
 
@@ -723,7 +723,7 @@ type MemoryBudgetSpec struct {
 	// total is the memory of the machine the appliance shares (GB10: 128 GB unified, one pool
 	// for GPU and CPU). Unset, the largest allocatable memory of the nodes Ollama may run on.
 	// +optional
-	// +kubebuilder:validation:XValidation:rule="quantity(string(self)).isGreaterThan(quantity('0'))",message="spec.memoryBudget.total must be positive"
+	// +kubebuilder:validation:XValidation:rule="quantity(self).isGreaterThan(quantity('0'))",message="spec.memoryBudget.total must be positive"
 	Total *resource.Quantity `json:"total,omitempty"`
 
 	// expectedPoints sizes Qdrant's share while the collection holds fewer points.
@@ -750,7 +750,7 @@ type MemoryOverhead struct {
 	Name string `json:"name"`
 	// size is how much (zero or more).
 	// +required
-	// +kubebuilder:validation:XValidation:rule="!string(self).startsWith('-')",message="spec.memoryBudget.overheads[].size must not be negative"
+	// +kubebuilder:validation:XValidation:rule="!self.startsWith('-')",message="spec.memoryBudget.overheads[].size must not be negative"
 	Size resource.Quantity `json:"size"`
 }
 
@@ -906,7 +906,7 @@ type RetrievalSpec struct {
 type UploadLimits struct {
 	// maxFileSize is the largest file accepted. Default 100Mi; at least 1Ki.
 	// +kubebuilder:default="100Mi"
-	// +kubebuilder:validation:XValidation:rule="!quantity(string(self)).isLessThan(quantity('1Ki'))",message="spec.ragServer.uploads.maxFileSize must be at least 1Ki"
+	// +kubebuilder:validation:XValidation:rule="!quantity(self).isLessThan(quantity('1Ki'))",message="spec.ragServer.uploads.maxFileSize must be at least 1Ki"
 	// +optional
 	MaxFileSize *resource.Quantity `json:"maxFileSize,omitempty"`
 	// maxFilesPerRequest is the most files in one upload request.

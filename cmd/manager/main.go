@@ -41,6 +41,7 @@ func managerMain() int {
 	flag.BoolVar(&secureMetrics, "metrics-secure", true, "serve metrics over HTTPS, only to callers the API server authenticates and authorises for GET /metrics (TokenReview, SubjectAccessReview); false serves plain HTTP to anyone")
 	flag.BoolVar(&enableHTTP2, "enable-http2", false, "allow HTTP/2 on the metrics server (off: HTTP/2 Stream Cancellation and Rapid Reset, CVE-2023-44487, CVE-2023-39325)")
 	flag.StringVar(&watchNamespaces, "watch-namespaces", "", "comma-separated namespaces whose RagAppliances (and children) this manager reconciles; empty: all namespaces")
+	flag.StringVar(&opts.OperatorNamespace, "operator-namespace", os.Getenv("POD_NAMESPACE"), "the manager's namespace: appliance NetworkPolicies admit its pods (label control-plane=controller-manager) from there only; empty: from any namespace (default $POD_NAMESPACE)")
 	flag.StringVar(&probeAddr, "health-probe-bind-address", ":8081", "address the health probes bind to")
 	flag.BoolVar(&leaderElect, "leader-elect", false, "use leader election so only one manager reconciles")
 	flag.StringVar(&leaderElectionNamespace, "leader-election-namespace", "", "namespace of the leader election Lease (default: the pod's)")

@@ -811,7 +811,8 @@ func valueCases() []valueCase {
 			values: "extraEnv: [{name: GOMEMLIMIT, value: 200MiB}, {name: POD_NAME, valueFrom: {fieldRef: {fieldPath: metadata.name}}}]\n",
 			check: func(t *testing.T, m *manifest) {
 				env := managerContainer(t, m.deployment(t)).Env
-				if len(env) != 2 || env[0].Name != "GOMEMLIMIT" || env[0].Value != "200MiB" || env[1].ValueFrom == nil {
+				// POD_NAMESPACE (the chart's own) first, then the extra env in order.
+				if len(env) != 3 || env[0].Name != "POD_NAMESPACE" || env[1].Name != "GOMEMLIMIT" || env[1].Value != "200MiB" || env[2].ValueFrom == nil {
 					t.Errorf("env = %+v", env)
 				}
 			},

@@ -119,6 +119,7 @@ func newApp(ctx context.Context, cfg serverconfig.Config, opts options, log *slo
 		return a, err
 	}
 	ingestVec := chat.InvalidateOnWrite(a.vec, ccfg.Cache) // the store itself when the cache is off
+	lister, _ := a.vec.(vector.DocumentLister)             // both stores: the startup reconciliation
 
 	enrich := opts.enrich
 	if enrich && cfg.Limits.WarmingMaxConcurrentQueries == 0 {
@@ -134,6 +135,7 @@ func newApp(ctx context.Context, cfg serverconfig.Config, opts options, log *slo
 		Chunk:         chunk.Options{Size: cfg.Chunk.Size, Overlap: cfg.Chunk.Overlap},
 		Enrich:        enrich,
 		MaxQueued:     cfg.Limits.MaxQueuedDocuments,
+		Lister:        lister,
 		Logger:        log,
 	}, a.st, a.parser, a.llm, ingestVec, ingest.NewMetrics(reg))
 	// The PDF engine compiles PDFium in the background at start (seconds of CPU on a small
@@ -230,6 +232,9 @@ func (a *app) serve(ctx context.Context, ln net.Listener) error {
 		if err := a.ensureCollection(bg); err != nil {
 			return
 		}
+		// Points of documents this store never saw are swept and documents whose points are
+		// gone are queued again, beside the workers; readiness does not wait for it.
+		pipeDone.Go(func() { a.pipe.ReconcileAtStart(bg) })
 		a.pipe.Run(bg)
 	})
 

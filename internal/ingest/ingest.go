@@ -54,7 +54,10 @@ type Config struct {
 	// because Ollama or the vector store was unavailable: it doubles per failure from the first
 	// to the second and resets on the next success. Defaults 1s and 30s.
 	OutageBackoff, OutageBackoffMax time.Duration
-	Logger                          *slog.Logger
+	// Lister walks the document ids in the vector store for Reconcile; nil: the vector store
+	// itself, when it implements vector.DocumentLister (a wrapper around it may not).
+	Lister vector.DocumentLister
+	Logger *slog.Logger
 }
 
 func (c Config) withDefaults() Config {

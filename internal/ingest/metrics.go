@@ -19,6 +19,10 @@ type Metrics struct {
 	enrich   *prometheus.CounterVec
 	deferred *prometheus.CounterVec
 	blocked  *prometheus.GaugeVec
+
+	reconciled    *prometheus.CounterVec
+	sweptPoints   prometheus.Counter
+	reconcileDone prometheus.Gauge
 }
 
 // NewMetrics creates the series and registers them on reg (nil: not exported).
@@ -54,6 +58,19 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 			Name: "rag_ingest_blocked",
 			Help: "1 while the workers of a job kind (document, enrich) wait for a dependency (ollama, vector) to come back, from its last failure to the next success; 0 otherwise.",
 		}, []string{"job", "dependency"}),
+		reconciled: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "rag_reconcile_documents_total",
+			Help: "Documents the startup reconciliation of the vector store with the document store acted on: swept (points of a document the store does not know, deleted) and requeued (a ready document whose points are missing, queued again).",
+		}, []string{"action"}),
+		sweptPoints: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "rag_reconcile_swept_points_total", Help: "Points deleted by the startup reconciliation because their document is unknown to the store.",
+		}),
+		reconcileDone: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "rag_reconcile_done", Help: "1 once the startup reconciliation of the vector store has completed a pass, 0 before.",
+		}),
+	}
+	for _, a := range []string{"swept", "requeued"} {
+		m.reconciled.WithLabelValues(a)
 	}
 	for _, o := range []string{"ready", "failed", "retried"} {
 		m.docs.WithLabelValues(o)
@@ -67,7 +84,8 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 		}
 	}
 	if reg != nil {
-		reg.MustRegister(m.byStatus, m.queue, m.inFlight, m.docs, m.chunks, m.duration, m.enrich, m.deferred, m.blocked)
+		reg.MustRegister(m.byStatus, m.queue, m.inFlight, m.docs, m.chunks, m.duration, m.enrich, m.deferred, m.blocked,
+			m.reconciled, m.sweptPoints, m.reconcileDone)
 	}
 	return m
 }

@@ -550,10 +550,14 @@ func (s *Store) Finish(ctx context.Context, id string, gen int64, o Outcome) (bo
 	} else if o.Enrich {
 		enrich = EnrichPending
 	}
+	// A summary already done stays done when the same content comes back (RequeueReady after
+	// its points went missing); a reprocess clears it first, so it is asked for again.
 	res, err := s.db.ExecContext(ctx, `UPDATE documents SET status=?, error=?, chunks=?, pages=?, excerpt=?,
-		enrich_status=?, enrich_error='', tags_synced = CASE WHEN tags=? THEN 1 ELSE 0 END, updated_at=?
+		enrich_status = CASE WHEN ?='pending' AND enrich_status='done' THEN 'done' ELSE ? END,
+		enrich_error = CASE WHEN ?='pending' AND enrich_status='done' THEN enrich_error ELSE '' END,
+		tags_synced = CASE WHEN tags=? THEN 1 ELSE 0 END, updated_at=?
 		WHERE id=? AND generation=? AND status='processing'`,
-		string(status), errText, o.Chunks, o.Pages, o.Excerpt, string(enrich), jsonList(o.UsedTags),
+		string(status), errText, o.Chunks, o.Pages, o.Excerpt, string(enrich), string(enrich), string(enrich), jsonList(o.UsedTags),
 		s.now().UnixMilli(), id, gen)
 	if err != nil {
 		return false, fmt.Errorf("store: %w", err)

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"net"
 	"net/http"
 	"net/url"
@@ -236,93 +237,172 @@ func TestEnrichmentWaitsForOllama(t *testing.T) {
 	}
 }
 
-// Against the real Ollama: it is stopped mid-ingest and comes back; every document ends ready.
+// realPipeline runs a pipeline against a real Ollama with the embedded vector store, summaries
+// and tags on the chat model, and quick outage retries.
+type realPipeline struct {
+	st  *store.Store
+	vs  *vector.Memory
+	p   *Pipeline
+	ids []string
+}
+
+func startRealPipeline(t *testing.T, srv *ollamatest.Server, workers int) *realPipeline {
+	t.Helper()
+	ctx := context.Background()
+	st, err := store.Open(ctx, t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { st.Close() })
+	vs, err := vector.NewMemory(t.TempDir(), serverconfig.Collection{Name: "documents", VectorSize: ollamatest.EmbedDim, Distance: "Cosine"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { vs.Close() })
+	lc := llm.New(llm.Options{BaseURL: srv.URL, EmbedConcurrency: 2, EmbedBatchSize: 8, BackgroundMax: 1, CallTimeout: 20 * time.Second,
+		Retry: llm.RetryPolicy{MaxAttempts: 2, InitialBackoff: 50 * time.Millisecond, MaxBackoff: 100 * time.Millisecond}})
+	p := New(Config{Workers: workers, EnrichWorkers: 1, Enrich: true, EmbedModel: ollamatest.EmbedModel,
+		SummaryModel: ollamatest.ChatModel, TaggingModel: ollamatest.ChatModel, Chunk: chunk.Options{Size: 40, Overlap: 8},
+		PollInterval: 20 * time.Millisecond, OutageBackoff: 100 * time.Millisecond, OutageBackoffMax: time.Second,
+		Logger: slog.New(slog.NewTextHandler(io.Discard, nil))}, st, parse.New(parse.Options{}), lc, vs, nil)
+	runCtx, cancel := context.WithCancel(ctx)
+	done := make(chan struct{})
+	go func() { p.Run(runCtx); close(done) }()
+	t.Cleanup(func() { cancel(); <-done })
+	return &realPipeline{st: st, vs: vs, p: p}
+}
+
+// upload queues n short documents (one chunk each: on a loaded CPU the summaries and tags,
+// two chat calls per document, are what takes time).
+func (r *realPipeline) upload(t *testing.T, n int) {
+	t.Helper()
+	for i := range n {
+		u, err := r.st.NewUpload(1 << 20)
+		if err != nil {
+			t.Fatal(err)
+		}
+		u.Write([]byte(words(25, fmt.Sprintf("doc%d-", i))))
+		d, err := r.st.Create(context.Background(), u, store.NewDocument{Name: fmt.Sprintf("d%d.txt", i), Type: "txt", Owner: "t"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		r.ids = append(r.ids, d.ID)
+	}
+	r.p.Notify()
+}
+
+// count returns how many documents are ready and how many of those have their summary and tags;
+// any failed document or enrichment fails the test.
+func (r *realPipeline) count(t *testing.T) (ready, enriched int) {
+	t.Helper()
+	for _, id := range r.ids {
+		d, err := r.st.Get(context.Background(), id)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if d.Status == store.Failed || d.Enrich == store.EnrichFailed {
+			t.Fatalf("document %s failed: %q / enrichment %q", id, d.Error, d.EnrichErr)
+		}
+		if d.Status == store.Ready {
+			ready++
+			if d.Enrich == store.EnrichDone && d.Summary != "" && len(d.AutoTags) > 0 {
+				enriched++
+			}
+		}
+	}
+	return ready, enriched
+}
+
+func (r *realPipeline) waitFor(t *testing.T, what string, timeout time.Duration, cond func(ready, enriched int) bool) {
+	t.Helper()
+	deadline := time.Now().Add(timeout)
+	for {
+		ready, enriched := r.count(t)
+		if cond(ready, enriched) {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%s: %d of %d documents ready, %d enriched after %s", what, ready, len(r.ids), enriched, timeout)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+func (r *realPipeline) deferred(job, reason string) float64 {
+	return testutil.ToFloat64(r.p.m.deferred.WithLabelValues(job, DepOllama, reason))
+}
+
+// Against the real Ollama: it is stopped mid-ingest, with documents and summaries in flight,
+// and comes back; every document ends ready with its summary and tags, none failed.
 func TestOllamaStoppedMidIngest(t *testing.T) {
 	if testing.Short() {
 		t.Skip("real Ollama skipped in -short mode")
 	}
 	srv := ollamatest.Start(t, ollamatest.Options{})
 	ctx := context.Background()
-	if err := ollamatest.CreateBaseModel(ctx, srv.Client(), ollamatest.EmbedModel); err != nil {
-		t.Fatal(err)
-	}
-	dir := t.TempDir()
-	st, err := store.Open(ctx, dir)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer st.Close()
-	vs, err := vector.NewMemory(t.TempDir(), serverconfig.Collection{Name: "documents", VectorSize: ollamatest.EmbedDim, Distance: "Cosine"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer vs.Close()
-	lc := llm.New(llm.Options{BaseURL: srv.URL, EmbedConcurrency: 2, EmbedBatchSize: 8, BackgroundMax: 1, CallTimeout: 10 * time.Second,
-		Retry: llm.RetryPolicy{MaxAttempts: 2, InitialBackoff: 50 * time.Millisecond, MaxBackoff: 100 * time.Millisecond}})
-	p := New(Config{Workers: 2, EmbedModel: ollamatest.EmbedModel, Chunk: chunk.Options{Size: 40, Overlap: 8}, PollInterval: 20 * time.Millisecond},
-		st, parse.New(parse.Options{}), lc, vs, nil)
-	runCtx, cancel := context.WithCancel(ctx)
-	done := make(chan struct{})
-	go func() { p.Run(runCtx); close(done) }()
-	defer func() { cancel(); <-done }()
-
-	var ids []string
-	for i := range 12 {
-		u, err := st.NewUpload(1 << 20)
-		if err != nil {
+	for _, m := range []string{ollamatest.EmbedModel, ollamatest.ChatModel} {
+		if err := ollamatest.CreateBaseModel(ctx, srv.Client(), m); err != nil {
 			t.Fatal(err)
 		}
-		u.Write([]byte(words(120, fmt.Sprintf("doc%d-", i))))
-		d, err := st.Create(ctx, u, store.NewDocument{Name: fmt.Sprintf("d%d.txt", i), Type: "txt", Owner: "t"})
-		if err != nil {
-			t.Fatal(err)
-		}
-		ids = append(ids, d.ID)
 	}
-	p.Notify()
-	waitCount := func(status store.Status, n int, timeout time.Duration) {
-		t.Helper()
-		deadline := time.Now().Add(timeout)
-		for {
-			c := 0
-			for _, id := range ids {
-				if d, _ := st.Get(ctx, id); d.Status == status {
-					c++
-				}
-				if d, _ := st.Get(ctx, id); d.Status == store.Failed {
-					t.Fatalf("document %s failed: %s", id, d.Error)
-				}
-			}
-			if c >= n {
-				return
-			}
-			if time.Now().After(deadline) {
-				t.Fatalf("%d of %d documents %s after %s", c, n, status, timeout)
-			}
-			time.Sleep(20 * time.Millisecond)
-		}
-	}
-	waitCount(store.Ready, 2, 60*time.Second)
+	r := startRealPipeline(t, srv, 2)
+	r.upload(t, 10)
+	r.waitFor(t, "before the outage", 3*time.Minute, func(ready, enriched int) bool { return ready >= 2 && enriched >= 1 })
 	srv.Stop()
-	ready := 0
-	for _, id := range ids {
-		if d, _ := st.Get(ctx, id); d.Status == store.Ready {
-			ready++
-		}
+	ready, enriched := r.count(t)
+	if enriched == len(r.ids) {
+		t.Fatal("every document was enriched before the outage: the test proves nothing")
 	}
-	if ready == len(ids) {
-		t.Fatal("every document was ready before the outage: the test proves nothing")
-	}
-	time.Sleep(1500 * time.Millisecond) // documents in flight hit the outage
+	t.Logf("Ollama stopped with %d of %d documents ready, %d enriched", ready, len(r.ids), enriched)
+	time.Sleep(2 * time.Second) // work in flight meets the outage
+	r.count(t)
 	srv.Restart()
-	waitCount(store.Ready, len(ids), 120*time.Second)
-	if retried := testutil.ToFloat64(p.m.docs.WithLabelValues("retried")); retried == 0 {
-		t.Error("no document went through the retry path")
+	r.waitFor(t, "after the outage", 6*time.Minute, func(ready, enriched int) bool { return enriched == len(r.ids) })
+	docs := r.deferred(jobDocument, ReasonUnreachable) + r.deferred(jobDocument, ReasonTimeout) + r.deferred(jobDocument, ReasonServerError)
+	enrich := r.deferred(jobEnrich, ReasonUnreachable) + r.deferred(jobEnrich, ReasonTimeout) + r.deferred(jobEnrich, ReasonServerError)
+	t.Logf("deferred during the outage: %v documents, %v enrichments", docs, enrich)
+	if docs+enrich == 0 {
+		t.Error("no job went through the deferral path")
 	}
-	for _, id := range ids {
-		n, err := vs.Count(ctx, vector.Filter{DocumentIDs: []string{id}})
+	if ready < len(r.ids) && docs == 0 {
+		t.Error("documents were pending at the outage, yet none was deferred")
+	}
+	for _, id := range r.ids {
+		n, err := r.vs.Count(ctx, vector.Filter{DocumentIDs: []string{id}})
 		if err != nil || n == 0 {
 			t.Fatalf("document %s has %d points (%v)", id, n, err)
 		}
 	}
+}
+
+// Against the real Ollama: the configured models are missing (404 from /api/embed, then from
+// /api/chat); documents and their summaries wait, none failed, and resume once the models are
+// created.
+func TestOllamaModelMissingThenCreated(t *testing.T) {
+	if testing.Short() {
+		t.Skip("real Ollama skipped in -short mode")
+	}
+	srv := ollamatest.Start(t, ollamatest.Options{})
+	ctx := context.Background()
+	r := startRealPipeline(t, srv, 2)
+	r.upload(t, 6)
+	r.waitFor(t, "documents deferred for the embedding model", time.Minute, func(ready, _ int) bool {
+		if ready > 0 {
+			t.Fatalf("%d documents ready without an embedding model", ready)
+		}
+		return r.deferred(jobDocument, ReasonModelMissing) >= 3
+	})
+	if err := ollamatest.CreateBaseModel(ctx, srv.Client(), ollamatest.EmbedModel); err != nil {
+		t.Fatal(err)
+	}
+	r.waitFor(t, "documents ready once the embedding model exists", 2*time.Minute, func(ready, enriched int) bool {
+		if enriched > 0 {
+			t.Fatalf("%d documents enriched without a chat model", enriched)
+		}
+		return ready == len(r.ids) && r.deferred(jobEnrich, ReasonModelMissing) >= 2
+	})
+	if err := ollamatest.CreateBaseModel(ctx, srv.Client(), ollamatest.ChatModel); err != nil {
+		t.Fatal(err)
+	}
+	r.waitFor(t, "documents enriched once the chat model exists", 2*time.Minute, func(_, enriched int) bool { return enriched == len(r.ids) })
 }

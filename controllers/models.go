@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"regexp"
 	"sort"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -25,6 +26,8 @@ import (
 )
 
 const (
+	// attemptAnnotation on a model Job is its attempt number for the variant (1, 2, …).
+	attemptAnnotation  = "rag.ragstack.dev/attempt"
 	componentModelSync = "model-sync"
 	variantLabel       = "rag.ragstack.dev/variant"
 	specHashLabel      = "rag.ragstack.dev/spec-hash"
@@ -213,7 +216,7 @@ func (r *RagApplianceReconciler) reconcileVariant(ctx context.Context, ra *ragv1
 		st.Attempts, st.RetryAt = prev.Attempts, prev.RetryAt
 	}
 	digest := listedDigest(listed, m.Name)
-	now := r.now()
+	now := time.Now()
 
 	// Created earlier from this very spec and still on the server with the same digest.
 	if digest != "" && prev.Ready && prev.SpecHash == hash && prev.Digest == digest {
@@ -248,6 +251,8 @@ func (r *RagApplianceReconciler) reconcileVariant(ctx context.Context, ra *ragv1
 			}
 			return variantState{status: st, failed: true, backoff: true, retryIn: st.RetryAt.Sub(now)}, "", nil
 		}
+		st.Attempts++
+		job.Annotations = map[string]string{attemptAnnotation: strconv.Itoa(int(st.Attempts))}
 		if err := r.Create(ctx, job); err != nil {
 			if apierrors.IsAlreadyExists(err) {
 				// Created by an earlier pass whose write the cache has not shown yet.
@@ -256,7 +261,6 @@ func (r *RagApplianceReconciler) reconcileVariant(ctx context.Context, ra *ragv1
 			st.LastError = err.Error()
 			return variantState{status: st, failed: true}, job.Name, err
 		}
-		st.Attempts++
 		st.RetryAt = &metav1.Time{Time: now.Add(r.modelSyncBackoff(st.Attempts)).Truncate(time.Second)}
 		r.event(ra, corev1.EventTypeNormal, "ModelSyncStarted", "CreateJob", fmt.Sprintf("Creating variant %s from %s (Job %s, attempt %d)", m.Name, m.From, job.Name, st.Attempts))
 		return variantState{status: st, running: true}, job.Name, nil
@@ -265,6 +269,11 @@ func (r *RagApplianceReconciler) reconcileVariant(ctx context.Context, ra *ragv1
 		return variantState{status: st, failed: true}, job.Name, err
 	}
 
+	// The Job carries its attempt number: a status read from a cache that lags our last write
+	// must not make the backoff forget attempts.
+	if n, err := strconv.Atoi(live.Annotations[attemptAnnotation]); err == nil && int32(n) > st.Attempts {
+		st.Attempts = int32(n)
+	}
 	switch jobOutcome(live) {
 	case batchv1.JobComplete:
 		res, verr := modelsync.Verify(ctx, oc, v)
@@ -345,13 +354,6 @@ const (
 	modelSyncBackoffBase = 10 * time.Second
 	modelSyncBackoffMax  = time.Hour
 )
-
-func (r *RagApplianceReconciler) now() time.Time {
-	if r.Clock != nil {
-		return r.Clock()
-	}
-	return time.Now()
-}
 
 // jobEndedAt is when the Job got its final condition (its creation when the condition has no time).
 func jobEndedAt(j *batchv1.Job, outcome batchv1.JobConditionType) time.Time {

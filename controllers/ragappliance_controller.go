@@ -49,8 +49,6 @@ type RagApplianceReconciler struct {
 	// OperatorNamespace is the manager's namespace: the NetworkPolicies let its pods (and no
 	// look-alike elsewhere) reach Ollama and Qdrant. Empty: any namespace.
 	OperatorNamespace string
-	// Clock is the time source of backoffs (nil: time.Now); tests move it.
-	Clock func() time.Time
 
 	applier *applier
 	warm    warmer

@@ -5,6 +5,7 @@ package ui
 
 import (
 	"context"
+	"flag"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -24,6 +25,7 @@ import (
 var binary string
 
 func TestMain(m *testing.M) {
+	flag.Parse() // testing.Short reads the flags
 	_, errC := chromium.Binary()
 	_, errO := ollamatest.Binary()
 	if errC == nil && errO == nil && !testing.Short() {

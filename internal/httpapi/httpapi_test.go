@@ -315,6 +315,38 @@ func TestDuplicate(t *testing.T) {
 		t.Fatalf("%d %+v", code, ur)
 	}
 	h.assertNoState(2)
+
+	// Tenancy: bob (tag hr) uploading content stored under finance learns nothing of it and
+	// gets a document of his own; uploading it again under hr is then a duplicate of his.
+	secret := []byte(words(50, "secret"))
+	code, fin := h.upload(adminTok, []file{{"fin.txt", secret}}, "finance")
+	if code != 202 {
+		t.Fatal(code)
+	}
+	code, ur = h.upload(bobTok, []file{{"mine.txt", secret}})
+	if code != 202 || ur.Files[0].ExistingID != "" || ur.IDs[0] == fin.IDs[0] {
+		t.Fatalf("bob: %d %+v", code, ur)
+	}
+	bobs := ur.IDs[0]
+	code, ur = h.upload(bobTok, []file{{"again.txt", secret}}, "hr")
+	if code != 409 || ur.Files[0].ExistingID != bobs {
+		t.Fatalf("bob again: %d %+v", code, ur)
+	}
+	// The admin may store the same content under a second tag set: another document.
+	code, ur = h.upload(adminTok, []file{{"fin2.txt", secret}}, "finance", "shared")
+	if code != 202 {
+		t.Fatalf("second tag set: %d %+v", code, ur)
+	}
+	// Deleting bob's leaves the admin's documents and their original intact.
+	if resp, b := h.do("DELETE", "/api/documents/"+bobs, bobTok, "", nil); resp.StatusCode != 204 {
+		t.Fatalf("delete: %d %s", resp.StatusCode, b)
+	}
+	for _, id := range []string{fin.IDs[0], ur.IDs[0]} {
+		d := h.waitReady(adminTok, id)
+		if _, err := os.Stat(h.st.OriginalPath(d.SHA256)); err != nil {
+			t.Fatalf("original gone with bob's copy: %v", err)
+		}
+	}
 }
 
 func TestQueueFull(t *testing.T) {

@@ -8,6 +8,7 @@ import (
 	"mime"
 	"net/http"
 
+	"github.com/ragstack/rag-operator/internal/auth"
 	"github.com/ragstack/rag-operator/internal/parse"
 	"github.com/ragstack/rag-operator/internal/store"
 )
@@ -161,7 +162,7 @@ func (s *Server) upload(w http.ResponseWriter, r *http.Request) {
 	accepted := false
 	for _, f := range files {
 		if !f.done {
-			s.store(r.Context(), f, tags, p.Name)
+			s.store(r.Context(), f, tags, p)
 		}
 		if f.res.Status == http.StatusAccepted {
 			accepted = true
@@ -187,7 +188,9 @@ func (f *incoming) fail(code int, format string, args ...any) {
 }
 
 // store validates the content and creates the document.
-func (s *Server) store(ctx context.Context, f *incoming, tags []string, owner string) {
+// A duplicate is only a document with the same content and tags that the caller can see, so
+// nobody learns from an upload that a document they cannot see exists.
+func (s *Server) store(ctx context.Context, f *incoming, tags []string, p auth.Principal) {
 	vctx, cancel := context.WithTimeout(ctx, s.cfg.ValidateTimeout)
 	err := s.d.Validator.Validate(vctx, f.typ, f.up, f.up.Size())
 	cancel()
@@ -195,7 +198,8 @@ func (s *Server) store(ctx context.Context, f *incoming, tags []string, owner st
 		f.fail(parseErrorCode(err), "%v", err)
 		return
 	}
-	d, err := s.d.Store.Create(ctx, f.up, store.NewDocument{Name: f.res.File, Type: string(f.typ), Tags: tags, Owner: owner, MaxQueued: s.cfg.MaxQueued})
+	d, err := s.d.Store.Create(ctx, f.up, store.NewDocument{Name: f.res.File, Type: string(f.typ), Tags: tags, Owner: p.Name,
+		MaxQueued: s.cfg.MaxQueued, CanSee: p.CanSee})
 	f.done = true
 	var dup *store.DuplicateError
 	switch {

@@ -94,7 +94,8 @@ var (
 	ErrConflict  = errors.New("document is being deleted")
 )
 
-// DuplicateError: a document with the same content exists.
+// DuplicateError: a document with the same content and the same tags, visible to the caller,
+// exists (see NewDocument.CanSee).
 type DuplicateError struct{ ID string }
 
 func (e *DuplicateError) Error() string { return "duplicate of document " + e.ID }
@@ -114,7 +115,7 @@ CREATE TABLE IF NOT EXISTS documents (
   id            TEXT PRIMARY KEY,
   name          TEXT NOT NULL,
   type          TEXT NOT NULL,
-  sha256        TEXT NOT NULL UNIQUE,
+  sha256        TEXT NOT NULL,
   size          INTEGER NOT NULL,
   tags          TEXT NOT NULL DEFAULT '[]',
   owner         TEXT NOT NULL DEFAULT '',
@@ -136,6 +137,7 @@ CREATE TABLE IF NOT EXISTS documents (
 );
 CREATE INDEX IF NOT EXISTS documents_queue ON documents(status, queued_at);
 CREATE INDEX IF NOT EXISTS documents_enrich ON documents(enrich_status, updated_at);
+CREATE INDEX IF NOT EXISTS documents_sha256 ON documents(sha256);
 PRAGMA user_version = 1;
 `
 
@@ -176,6 +178,9 @@ func (s *Store) init(ctx context.Context) error {
 	}
 	if !strings.EqualFold(mode, "wal") {
 		return fmt.Errorf("store: journal mode is %q, want wal", mode)
+	}
+	if err := s.migrateSHAUnique(ctx); err != nil {
+		return err
 	}
 	if _, err := s.db.ExecContext(ctx, schema); err != nil {
 		return fmt.Errorf("store: schema: %w", err)
@@ -299,11 +304,18 @@ type NewDocument struct {
 	// MaxQueued refuses the document (ErrQueueFull) when this many are pending or processing;
 	// 0 means no bound.
 	MaxQueued int
+	// CanSee reports whether the uploader may see a document with these tags (nil: every
+	// document). Only a visible document can be a duplicate: an uploader never learns that
+	// content it cannot see exists.
+	CanSee func(tags []string) bool
 }
 
 // Create stores the upload and its row: the file is fsynced and in place before the row
-// commits, and nothing is left behind when it fails. A document with the same content gives
-// a *DuplicateError naming it.
+// commits, and nothing is left behind when it fails. A document with the same content and the
+// same tags (in any order) that the uploader can see gives a *DuplicateError naming it; the
+// same content under other tags, or only in documents the uploader cannot see, is a document
+// of its own (the original file on disk is shared, which no caller can observe: Remove keeps
+// it while another row references it).
 func (s *Store) Create(ctx context.Context, u *Upload, nd NewDocument) (Document, error) {
 	if u.done {
 		return Document{}, errors.New("store: upload already used")
@@ -320,12 +332,10 @@ func (s *Store) Create(ctx context.Context, u *Upload, nd NewDocument) (Document
 		return Document{}, fmt.Errorf("store: %w", err)
 	}
 	defer tx.Rollback()
-	var existing string
-	switch err := tx.QueryRowContext(ctx, `SELECT id FROM documents WHERE sha256=?`, sha).Scan(&existing); {
-	case err == nil:
-		return Document{}, &DuplicateError{ID: existing}
-	case !errors.Is(err, sql.ErrNoRows):
-		return Document{}, fmt.Errorf("store: %w", err)
+	if id, err := duplicateOf(ctx, tx, sha, nd); err != nil {
+		return Document{}, err
+	} else if id != "" {
+		return Document{}, &DuplicateError{ID: id}
 	}
 	if nd.MaxQueued > 0 {
 		if n, err := queueDepth(ctx, tx); err != nil {
@@ -349,16 +359,23 @@ func (s *Store) Create(ctx context.Context, u *Upload, nd NewDocument) (Document
 		return Document{}, fmt.Errorf("store: %w", err)
 	}
 	dst := s.OriginalPath(sha)
-	if err := os.Rename(u.f.Name(), dst); err != nil {
-		return Document{}, fmt.Errorf("store: %w", err)
-	}
-	u.done = true
-	if err := syncDir(s.originals()); err != nil {
-		os.Remove(dst)
-		return Document{}, fmt.Errorf("store: %w", err)
+	// Another document with this content already keeps the file (s.mu held: it stays).
+	_, statErr := os.Stat(dst)
+	shared := statErr == nil
+	if !shared {
+		if err := os.Rename(u.f.Name(), dst); err != nil {
+			return Document{}, fmt.Errorf("store: %w", err)
+		}
+		u.done = true
+		if err := syncDir(s.originals()); err != nil {
+			os.Remove(dst)
+			return Document{}, fmt.Errorf("store: %w", err)
+		}
 	}
 	if err := tx.Commit(); err != nil {
-		os.Remove(dst)
+		if !shared {
+			os.Remove(dst)
+		}
 		return Document{}, fmt.Errorf("store: commit: %w", err)
 	}
 	return d, nil
@@ -624,6 +641,13 @@ func (s *Store) Remove(ctx context.Context, id string) error {
 	}
 	if err != nil {
 		return fmt.Errorf("store: %w", err)
+	}
+	var others int
+	if err := s.db.QueryRowContext(ctx, `SELECT COUNT(*) FROM documents WHERE sha256=?`, sha).Scan(&others); err != nil {
+		return fmt.Errorf("store: %w", err) // Open's sweep removes the file later if unused
+	}
+	if others > 0 {
+		return nil // another document with the same content keeps the file
 	}
 	if err := os.Remove(s.OriginalPath(sha)); err != nil && !errors.Is(err, fs.ErrNotExist) {
 		return fmt.Errorf("store: %w", err) // Open's sweep removes it later

@@ -63,7 +63,7 @@ func TestCreateGetDuplicate(t *testing.T) {
 	if err != nil || string(data) != "hello world" {
 		t.Fatalf("original %q %v", data, err)
 	}
-	_, err = create(t, s, "b.txt", "hello world")
+	_, err = create(t, s, "b.txt", "hello world", "hr")
 	var dup *DuplicateError
 	if !errors.As(err, &dup) || dup.ID != d.ID {
 		t.Fatalf("duplicate: %v", err)

@@ -8,6 +8,7 @@ import (
 	"io"
 	"mime"
 	"net/http"
+	"slices"
 	"strings"
 	"time"
 
@@ -27,7 +28,9 @@ import (
 // fixed budget, and a client's prompt could tell the model to answer from outside the sources.
 // Sampling parameters (temperature, max_tokens, …) and the model name are ignored too: the
 // answering pipeline has one configured model, options and token budget; responses name the
-// model /v1/models lists. Sources go in a non-standard "sources" field of the response (and of
+// model /v1/models lists. A model name other than that one or its aliases (Config.ModelAliases)
+// is refused with 404 model_not_found. Every error under /v1, the 401 and the router's 404 and
+// 405 included, has OpenAI's shape {"error": {message, type, param, code}}. Sources go in a non-standard "sources" field of the response (and of
 // the stream's final chunk); nothing is appended to the content, so clients that do not know
 // the field show the answer unchanged.
 
@@ -112,6 +115,11 @@ type openAIErrorBody struct {
 }
 
 func newOpenAIError(code int, msg string) openAIError {
+	return newOpenAIErrorCode(code, "", msg)
+}
+
+// newOpenAIErrorCode is newOpenAIError with an explicit error code ("" picks the status's).
+func newOpenAIErrorCode(code int, errCode, msg string) openAIError {
 	typ, c := "invalid_request_error", ""
 	switch code {
 	case http.StatusUnauthorized:
@@ -120,6 +128,12 @@ func newOpenAIError(code int, msg string) openAIError {
 		typ, c = "permission_error", "forbidden"
 	case http.StatusNotFound:
 		c = "not_found"
+	case http.StatusMethodNotAllowed:
+		c = "method_not_allowed"
+	case http.StatusUnsupportedMediaType:
+		c = "unsupported_media_type"
+	case http.StatusInsufficientStorage:
+		typ, c = "api_error", "insufficient_storage"
 	case http.StatusRequestEntityTooLarge:
 		c = "context_length_exceeded"
 	case http.StatusTooManyRequests:
@@ -132,6 +146,9 @@ func newOpenAIError(code int, msg string) openAIError {
 		if code >= 500 {
 			typ, c = "api_error", "upstream_error"
 		}
+	}
+	if errCode != "" {
+		c = errCode
 	}
 	e := openAIError{Error: openAIErrorBody{Message: msg, Type: typ}}
 	if c != "" {
@@ -234,6 +251,11 @@ func (s *Server) completions(w http.ResponseWriter, r *http.Request) {
 		writeOpenAIError(w, http.StatusRequestEntityTooLarge, "request body larger than %d bytes", s.cfg.MaxCompletionBytes)
 		return
 	}
+	if !s.knownModel(body.Model) {
+		writeJSON(w, http.StatusNotFound, newOpenAIErrorCode(http.StatusNotFound, "model_not_found",
+			fmt.Sprintf("The model %q does not exist; this server answers with %q (GET /v1/models lists it)", body.Model, s.cfg.ChatModel)))
+		return
+	}
 	question, history, err := toChatRequest(body.Messages)
 	if err != nil {
 		writeOpenAIError(w, http.StatusBadRequest, "%v", err)
@@ -321,16 +343,33 @@ func (s *Server) modelEntry() Model {
 	return Model{ID: s.cfg.ChatModel, Object: "model", Created: s.started.Unix(), OwnedBy: "rag-server"}
 }
 
-// models serves GET /v1/models: the one model the server answers with.
+// knownModel reports whether a request may name this model: the configured one, one of its
+// aliases, or none at all (the configured one is meant). Any other name is 404
+// model_not_found, as OpenAI answers, rather than silently answered by another model.
+func (s *Server) knownModel(name string) bool {
+	return name == "" || name == s.cfg.ChatModel || slices.Contains(s.cfg.ModelAliases, name)
+}
+
+// models serves GET /v1/models: the model the server answers with, then its aliases.
 func (s *Server) models(w http.ResponseWriter, _ *http.Request) {
-	writeJSON(w, http.StatusOK, map[string]any{"object": "list", "data": []Model{s.modelEntry()}})
+	list := []Model{s.modelEntry()}
+	for _, a := range s.cfg.ModelAliases {
+		m := s.modelEntry()
+		m.ID = a
+		list = append(list, m)
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"object": "list", "data": list})
 }
 
 // model serves GET /v1/models/{id}.
 func (s *Server) model(w http.ResponseWriter, r *http.Request) {
-	if r.PathValue("id") != s.cfg.ChatModel {
-		writeOpenAIError(w, http.StatusNotFound, "model %q does not exist; this server answers with %q", r.PathValue("id"), s.cfg.ChatModel)
+	id := r.PathValue("id")
+	if id == "" || !s.knownModel(id) {
+		writeJSON(w, http.StatusNotFound, newOpenAIErrorCode(http.StatusNotFound, "model_not_found",
+			fmt.Sprintf("The model %q does not exist; this server answers with %q", id, s.cfg.ChatModel)))
 		return
 	}
-	writeJSON(w, http.StatusOK, s.modelEntry())
+	m := s.modelEntry()
+	m.ID = id
+	writeJSON(w, http.StatusOK, m)
 }

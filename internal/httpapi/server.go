@@ -22,6 +22,7 @@ import (
 	"net/http"
 	"slices"
 	"strconv"
+	"strings"
 	"time"
 	"unicode"
 
@@ -53,6 +54,9 @@ type Config struct {
 	// ChatModel is the model id /v1/models lists and /v1 responses name (the chat variant).
 	// Default "rag".
 	ChatModel string
+	// ModelAliases are other names /v1 requests may use for ChatModel (listed by /v1/models);
+	// any other model name is 404 model_not_found.
+	ModelAliases []string
 	// RagTimeout is the answer deadline the Answerer applies; a streamed answer's writes are
 	// allowed that long plus a margin, so a client that stops reading cannot hold the handler.
 	// Default 5m.
@@ -188,11 +192,16 @@ func (s *Server) routes() {
 	api("GET /api/sessions/{id}", s.getSession)
 	api("DELETE /api/sessions/{id}", s.deleteSession)
 	api("GET /api/health/dependencies", s.dependencies)
+	openai := func(pattern string, h http.HandlerFunc) {
+		m.Handle(pattern, auth.MiddlewareWith(s.d.Auth, h, func(w http.ResponseWriter, msg string) {
+			writeOpenAIError(w, http.StatusUnauthorized, "%s", msg)
+		}))
+	}
 	if s.d.Chat != nil {
 		api("POST /api/chat", s.chat)
-		api("POST /v1/chat/completions", s.completions)
-		api("GET /v1/models", s.models)
-		api("GET /v1/models/{id}", s.model)
+		openai("POST /v1/chat/completions", s.completions)
+		openai("GET /v1/models", s.models)
+		openai("GET /v1/models/{id}", s.model)
 	}
 	s.consoleRoutes(m, api)
 	s.mux = m
@@ -220,8 +229,46 @@ func (s *Server) Handler() http.Handler {
 			}
 			s.latency.WithLabelValues(route, r.Method, strconv.Itoa(rw.code)).Observe(time.Since(start).Seconds())
 		}()
+		if _, pattern := s.mux.Handler(r); pattern == "" {
+			// The mux's own 404 and 405 are plain text; clients of a JSON API (and OpenAI's
+			// SDKs under /v1) expect its error shape.
+			s.mux.ServeHTTP(&routeErrorWriter{ResponseWriter: rw, r: r}, r)
+			return
+		}
 		s.mux.ServeHTTP(rw, r)
 	})
+}
+
+// routeErrorWriter turns the mux's plain-text 404 and 405 into the API's JSON error (OpenAI's
+// shape under /v1/) and drops the text the mux writes after them.
+type routeErrorWriter struct {
+	http.ResponseWriter
+	r        *http.Request
+	replaced bool
+}
+
+func (w *routeErrorWriter) WriteHeader(code int) {
+	if code != http.StatusNotFound && code != http.StatusMethodNotAllowed {
+		w.ResponseWriter.WriteHeader(code)
+		return
+	}
+	w.replaced = true
+	msg := "no such route: " + w.r.Method + " " + w.r.URL.Path
+	if code == http.StatusMethodNotAllowed {
+		msg = fmt.Sprintf("method %s is not allowed on %s (allowed: %s)", w.r.Method, w.r.URL.Path, w.Header().Get("Allow"))
+	}
+	if strings.HasPrefix(w.r.URL.Path, "/v1/") || w.r.URL.Path == "/v1" {
+		writeOpenAIError(w.ResponseWriter, code, "%s", msg)
+		return
+	}
+	writeError(w.ResponseWriter, code, "%s", msg)
+}
+
+func (w *routeErrorWriter) Write(b []byte) (int, error) {
+	if w.replaced {
+		return len(b), nil
+	}
+	return w.ResponseWriter.Write(b)
 }
 
 type statusWriter struct {

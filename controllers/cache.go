@@ -41,6 +41,7 @@ func ScopedKinds() []client.Object {
 		&batchv1.Job{},
 		&corev1.Pod{},
 		&networkingv1.NetworkPolicy{},
+		&networkingv1.Ingress{},
 	}
 }
 

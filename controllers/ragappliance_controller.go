@@ -6,6 +6,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"sync"
 	"time"
 
 	appsv1 "k8s.io/api/apps/v1"
@@ -52,6 +53,9 @@ type RagApplianceReconciler struct {
 
 	applier *applier
 	warm    warmer
+	// routes are the appliances this manager applied an HTTPRoute for (to remove it when the
+	// spec drops it, without looking for HTTPRoutes on every pass).
+	routes sync.Map
 }
 
 // scope is what one reconcile pass shares between sub-reconcilers.
@@ -84,7 +88,8 @@ type subReconciler func(ctx context.Context, s *scope) (subResult, error)
 // +kubebuilder:rbac:groups=storage.k8s.io,resources=storageclasses,verbs=get
 // +kubebuilder:rbac:groups=events.k8s.io,resources=events,verbs=create;patch
 // +kubebuilder:rbac:groups="",resources=events,verbs=list
-// +kubebuilder:rbac:groups=networking.k8s.io,resources=networkpolicies,verbs=get;list;watch;create;update;patch;delete
+// +kubebuilder:rbac:groups=networking.k8s.io,resources=networkpolicies;ingresses,verbs=get;list;watch;create;update;patch;delete
+// +kubebuilder:rbac:groups=gateway.networking.k8s.io,resources=httproutes,verbs=get;create;update;patch;delete
 
 // Reconcile brings one appliance's children to the declared state and reports it.
 func (r *RagApplianceReconciler) Reconcile(ctx context.Context, req ctrl.Request) (res ctrl.Result, retErr error) {
@@ -255,7 +260,9 @@ func (r *RagApplianceReconciler) reconcileRagServer(ctx context.Context, s *scop
 	}
 	dep := ragServerDeployment(ra)
 	withSecretHash(&dep.Spec.Template, s.qdrantKeyHash)
-	err := r.applyAll(ctx, s, ragv1.ConditionRagServerReady, ragServerPVC(ra), ragServerConfigMap(ra), ragServerService(ra), dep)
+	err := errors.Join(
+		r.applyAll(ctx, s, ragv1.ConditionRagServerReady, ragServerPVC(ra), ragServerConfigMap(ra), ragServerService(ra), dep),
+		r.reconcileExposure(ctx, s))
 	if err != nil && !applied(dep) {
 		return subResult{}, err
 	}
@@ -301,6 +308,7 @@ func (r *RagApplianceReconciler) SetupWithManager(mgr ctrl.Manager) error {
 		Owns(&corev1.PersistentVolumeClaim{}).
 		Owns(&batchv1.Job{}).
 		Owns(&networkingv1.NetworkPolicy{}).
+		Owns(&networkingv1.Ingress{}).
 		// Pods are not owned directly; a pod that cannot be scheduled or crash-loops changes no
 		// owned object's status, so its appliance is woken by its instance label.
 		Watches(&corev1.Pod{}, handler.EnqueueRequestsFromMapFunc(applianceOfPod)).

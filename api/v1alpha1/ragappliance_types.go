@@ -715,6 +715,77 @@ type RagServerSpec struct {
 	// auth says where API keys come from.
 	// +optional
 	Auth AuthSpec `json:"auth,omitempty"`
+
+	// ingress exposes the RAG server (API and web UI) outside the cluster through an Ingress.
+	// Answers stream as server-sent events; the server sends X-Accel-Buffering: no, which
+	// ingress-nginx honours, so no buffering annotation is needed there.
+	// +optional
+	Ingress *IngressSpec `json:"ingress,omitempty"`
+
+	// gatewayRoute exposes the RAG server through a Gateway API HTTPRoute attached to the
+	// named Gateways (the Gateway API CRDs must be installed).
+	// +optional
+	GatewayRoute *GatewayRouteSpec `json:"gatewayRoute,omitempty"`
+}
+
+// IngressSpec is the Ingress of the RAG server.
+type IngressSpec struct {
+	// className is the IngressClass (unset: the cluster's default class).
+	// +optional
+	// +kubebuilder:validation:MaxLength=253
+	ClassName *string `json:"className,omitempty"`
+
+	// host is the DNS name the Ingress answers for.
+	// +required
+	// +kubebuilder:validation:MaxLength=253
+	// +kubebuilder:validation:Pattern=`^(\*\.)?[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$`
+	Host string `json:"host"`
+
+	// tlsSecretName names a Secret of type kubernetes.io/tls for host (e.g. one cert-manager
+	// issues from an annotation below); unset serves plain HTTP.
+	// +optional
+	// +kubebuilder:validation:MaxLength=253
+	TLSSecretName string `json:"tlsSecretName,omitempty"`
+
+	// annotations are added to the Ingress (controller settings, cert-manager issuers).
+	// +optional
+	// +kubebuilder:validation:MaxProperties=64
+	Annotations map[string]string `json:"annotations,omitempty"`
+}
+
+// GatewayRouteSpec is the HTTPRoute of the RAG server.
+type GatewayRouteSpec struct {
+	// parentRefs are the Gateways (and listeners) the route attaches to.
+	// +required
+	// +kubebuilder:validation:MinItems=1
+	// +kubebuilder:validation:MaxItems=16
+	// +listType=atomic
+	ParentRefs []GatewayParentRef `json:"parentRefs"`
+
+	// hostnames the route matches (unset: every hostname of the listener).
+	// +optional
+	// +kubebuilder:validation:MaxItems=16
+	// +listType=atomic
+	// +kubebuilder:validation:items:MaxLength=253
+	// +kubebuilder:validation:items:Pattern=`^(\*\.)?[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$`
+	Hostnames []string `json:"hostnames,omitempty"`
+}
+
+// GatewayParentRef names a Gateway.
+type GatewayParentRef struct {
+	// name is the Gateway's name.
+	// +required
+	// +kubebuilder:validation:MinLength=1
+	// +kubebuilder:validation:MaxLength=253
+	Name string `json:"name"`
+	// namespace is the Gateway's namespace (unset: the appliance's).
+	// +optional
+	// +kubebuilder:validation:MaxLength=63
+	Namespace string `json:"namespace,omitempty"`
+	// sectionName is the Gateway listener's name (unset: every listener that allows the route).
+	// +optional
+	// +kubebuilder:validation:MaxLength=253
+	SectionName string `json:"sectionName,omitempty"`
 }
 
 // MemoryBudgetSpec is the input of the memory budget (guide §6) beyond what the operator reads

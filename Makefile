@@ -126,6 +126,10 @@ bench: ollama ## Bulk ingest while health and chat are measured: ours vs the gui
 test-ui: ollama ## The web UI in Chromium against the real server and Ollama; screenshots in $$TMPDIR/rag-ui-screenshots.
 	OLLAMA_BIN=$(OLLAMA_BIN_DIR)/ollama RAG_REQUIRE_CHROMIUM=1 RAG_REQUIRE_OLLAMA=1 go test ./test/ui/ -count=1 -v
 
+.PHONY: drills
+drills: ollama ## Fault drills against the real rag-server, Ollama and the Qdrant double, 40 documents each (writes docs/reliability.*).
+	OLLAMA_BIN=$(OLLAMA_BIN_DIR)/ollama RAG_REQUIRE_OLLAMA=1 RAG_DRILL_DOCS=40 RAG_DRILLS_OUT=$(CURDIR)/docs go test ./test/drills/ -count=1 -v -timeout 60m
+
 .PHONY: bench-ui
 bench-ui: ## Web UI in Chromium: first paint, time to interactive, bytes, the list with 5,000 documents (writes docs/benchmarks/ui.*).
 	CGO_ENABLED=0 go build -trimpath -o $(OUT)/rag-server ./cmd/rag-server

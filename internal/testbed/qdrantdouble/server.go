@@ -69,12 +69,15 @@ type Server struct {
 	apiKey      string
 	readOnlyKey string
 
-	mu      sync.Mutex // guards everything below, not the data (see store)
-	fault   func(method string) error
-	calls   map[string]int
-	addr    string // host:port, fixed by the first listen so that Restart comes back on it
-	grpcSrv *grpc.Server
-	serveCh chan struct{} // closed when the current Serve returns
+	mu    sync.Mutex // guards everything below, not the data (see store)
+	fault func(method string) error
+	calls map[string]int
+	// upserted counts points written by successful upserts, per collection and payload
+	// document_id (see UpsertedByDocument).
+	upserted map[string]map[string]int
+	addr     string // host:port, fixed by the first listen so that Restart comes back on it
+	grpcSrv  *grpc.Server
+	serveCh  chan struct{} // closed when the current Serve returns
 
 	data *store
 }
@@ -237,7 +240,36 @@ func (s *Server) intercept(ctx context.Context, req any, info *grpc.UnaryServerI
 			return nil, err
 		}
 	}
-	return handler(ctx, req)
+	resp, err := handler(ctx, req)
+	if up, ok := req.(*qdrant.UpsertPoints); ok && err == nil {
+		s.mu.Lock()
+		if s.upserted == nil {
+			s.upserted = map[string]map[string]int{}
+		}
+		byDoc := s.upserted[up.GetCollectionName()]
+		if byDoc == nil {
+			byDoc = map[string]int{}
+			s.upserted[up.GetCollectionName()] = byDoc
+		}
+		for _, p := range up.GetPoints() {
+			byDoc[p.GetPayload()["document_id"].GetStringValue()]++
+		}
+		s.mu.Unlock()
+	}
+	return resp, err
+}
+
+// UpsertedByDocument is how many points successful upserts wrote into the collection, per
+// payload document_id (a point written twice counts twice): a test compares it with the chunks
+// each document has to see how much embedding work was repeated.
+func (s *Server) UpsertedByDocument(collection string) map[string]int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	out := map[string]int{}
+	for k, v := range s.upserted[collection] {
+		out[k] = v
+	}
+	return out
 }
 
 // authenticate mirrors Qdrant's gRPC auth layer. Checked in qdrant/qdrant:

@@ -1,0 +1,312 @@
+package drills
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"mime/multipart"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/ragstack/rag-operator/internal/serverconfig"
+	"github.com/ragstack/rag-operator/internal/testbed/ollamatest"
+	"github.com/ragstack/rag-operator/internal/testbed/qdrantdouble"
+	"github.com/ragstack/rag-operator/internal/vector"
+)
+
+// collection is the Qdrant collection every drill uses.
+const collection = "documents"
+
+// bed is one drill's stack: a real Ollama with the tiny models, the Qdrant double, and the
+// real rag-server binary on a data directory that survives its restarts.
+type bed struct {
+	t       *testing.T
+	ol      *ollamatest.Server
+	qd      *qdrantdouble.Server
+	vec     *vector.Qdrant
+	dir     string
+	dataDir string
+	cfgPath string
+	url     string
+	cred    *syscall.Credential // run the server as this user (nil: as the test)
+
+	mu   sync.Mutex
+	cmd  *exec.Cmd
+	done chan struct{}
+	log  *os.File
+}
+
+func newBed(t *testing.T, dataDir string, cred *syscall.Credential) *bed {
+	t.Helper()
+	b := &bed{t: t, dir: t.TempDir(), cred: cred}
+	b.ol = ollamatest.StartWithModels(t, ollamatest.Options{Env: map[string]string{"OLLAMA_NUM_PARALLEL": "2", "OLLAMA_KEEP_ALIVE": "-1"}})
+	b.qd = qdrantdouble.Start(t)
+	var err error
+	coll := serverconfig.Collection{Name: collection, VectorSize: ollamatest.EmbedDim, Distance: "Cosine"}
+	b.vec, err = vector.NewQdrant(context.Background(), vector.QdrantOptions{Addr: b.qd.Address(), Collection: coll,
+		SkipCompatibilityCheck: true, CreateIfMissing: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { b.vec.Close() })
+	if err := b.vec.EnsureCollection(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if dataDir == "" {
+		dataDir = filepath.Join(b.dir, "data")
+	}
+	b.dataDir = dataDir
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	listen := ln.Addr().String()
+	ln.Close()
+	b.url = "http://" + listen
+	cfg := serverconfig.Default()
+	cfg.Listen, cfg.DataDir = listen, dataDir
+	cfg.Ollama.URL = b.ol.URL
+	cfg.Qdrant.Address = b.qd.Address()
+	cfg.Qdrant.Collection = coll
+	cfg.Models = serverconfig.Models{Chat: ollamatest.ChatModel, Embedding: ollamatest.EmbedModel, Summary: ollamatest.ChatModel, Tagging: ollamatest.ChatModel}
+	cfg.Limits.MaxConcurrentProcessing, cfg.Limits.EmbedBatchSize, cfg.Limits.MaxQueuedDocuments = 3, 16, 1000
+	b.cfgPath = filepath.Join(b.dir, "config.json")
+	if err := os.WriteFile(b.cfgPath, cfg.Marshal(), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if b.log, err = os.Create(filepath.Join(b.dir, "rag-server.log")); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		b.kill()
+		if t.Failed() {
+			t.Logf("rag-server log, last part:\n%s", tail(b.log.Name(), 6<<10))
+		}
+		b.log.Close()
+	})
+	return b
+}
+
+// start runs the server (summaries off: the drills are about documents) and waits for /healthz.
+func (b *bed) start() {
+	b.t.Helper()
+	cmd := exec.Command(serverBin, "--config", b.cfgPath, "--insecure-no-auth", "--enrich=false", "--probe-interval=1s")
+	cmd.Stdout, cmd.Stderr = b.log, b.log
+	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL, Credential: b.cred}
+	if err := cmd.Start(); err != nil {
+		b.t.Fatal(err)
+	}
+	done := make(chan struct{})
+	go func() { cmd.Wait(); close(done) }()
+	b.mu.Lock()
+	b.cmd, b.done = cmd, done
+	b.mu.Unlock()
+	deadline := time.Now().Add(60 * time.Second)
+	for {
+		if resp, err := http.Get(b.url + "/healthz"); err == nil {
+			resp.Body.Close()
+			return
+		}
+		select {
+		case <-done:
+			b.t.Fatalf("rag-server exited at start:\n%s", tail(b.log.Name(), 4<<10))
+		default:
+		}
+		if time.Now().After(deadline) {
+			b.t.Fatalf("rag-server did not answer in 60s:\n%s", tail(b.log.Name(), 4<<10))
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+// kill sends SIGKILL: no shutdown code runs.
+func (b *bed) kill() {
+	b.mu.Lock()
+	cmd, done := b.cmd, b.done
+	b.cmd = nil
+	b.mu.Unlock()
+	if cmd != nil {
+		cmd.Process.Kill()
+		<-done
+	}
+}
+
+func tail(path string, n int) string {
+	data, _ := os.ReadFile(path)
+	if len(data) > n {
+		data = data[len(data)-n:]
+	}
+	return string(data)
+}
+
+// corpus is n distinct text documents of a few chunks each (names drill-<seed>-<i>.txt).
+func corpus(n, seed int) map[string][]byte {
+	out := map[string][]byte{}
+	for i := range n {
+		var sb strings.Builder
+		fmt.Fprintf(&sb, "Drill document %d of set %d.\n\n", i, seed)
+		for p := range 2 {
+			for w := range 90 {
+				fmt.Fprintf(&sb, "s%dd%dp%dw%d ", seed, i, p, w)
+			}
+			sb.WriteString("\n\n")
+		}
+		out[fmt.Sprintf("drill-%d-%03d.txt", seed, i)] = []byte(sb.String())
+	}
+	return out
+}
+
+type fileResult struct {
+	File       string `json:"file"`
+	Status     int    `json:"status"`
+	ID         string `json:"id"`
+	ExistingID string `json:"existingId"`
+	Error      string `json:"error"`
+}
+
+// upload posts one file; it returns the per-file result and the HTTP status (0: no answer).
+func (b *bed) upload(name string, data []byte) (fileResult, int) {
+	var buf bytes.Buffer
+	mw := multipart.NewWriter(&buf)
+	w, _ := mw.CreateFormFile("file", name)
+	w.Write(data)
+	mw.Close()
+	req, _ := http.NewRequest("POST", b.url+"/api/documents", &buf)
+	req.Header.Set("Content-Type", mw.FormDataContentType())
+	resp, err := (&http.Client{Timeout: 60 * time.Second}).Do(req)
+	if err != nil {
+		return fileResult{File: name, Error: err.Error()}, 0
+	}
+	defer resp.Body.Close()
+	body, _ := io.ReadAll(resp.Body)
+	var out struct {
+		Files []fileResult `json:"files"`
+	}
+	json.Unmarshal(body, &out)
+	if len(out.Files) == 1 {
+		return out.Files[0], resp.StatusCode
+	}
+	return fileResult{File: name, Status: resp.StatusCode, Error: strings.TrimSpace(string(body))}, resp.StatusCode
+}
+
+// uploadAll uploads every file one request each, in name order, and returns the acknowledged
+// (202) ids by file name and the refused files with their answers.
+func (b *bed) uploadAll(files map[string][]byte, acked map[string]string) (refused []fileResult) {
+	for _, name := range sortedKeys(files) {
+		r, code := b.upload(name, files[name])
+		if code == http.StatusAccepted && r.ID != "" {
+			acked[name] = r.ID
+			continue
+		}
+		refused = append(refused, r)
+	}
+	return refused
+}
+
+type doc struct {
+	ID     string `json:"id"`
+	Name   string `json:"name"`
+	Status string `json:"status"`
+	Error  string `json:"error"`
+	Chunks int    `json:"chunks"`
+}
+
+// list returns every document, or nil when the server does not answer.
+func (b *bed) list() []doc {
+	resp, err := (&http.Client{Timeout: 10 * time.Second}).Get(b.url + "/api/documents?limit=1000")
+	if err != nil {
+		return nil
+	}
+	defer resp.Body.Close()
+	var out struct {
+		Documents []doc `json:"documents"`
+	}
+	if resp.StatusCode != 200 || json.NewDecoder(resp.Body).Decode(&out) != nil {
+		return nil
+	}
+	return out.Documents
+}
+
+// midIngest waits until at least two documents are ready while others are still queued or in
+// work: the moment a fault is injected.
+func (b *bed) midIngest(total int) {
+	b.t.Helper()
+	deadline := time.Now().Add(2 * time.Minute)
+	for {
+		ready := 0
+		for _, d := range b.list() {
+			if d.Status == "ready" {
+				ready++
+			}
+		}
+		if ready >= 2 && ready < total {
+			return
+		}
+		if ready >= total {
+			b.t.Fatalf("all %d documents were ready before the fault could be injected: use more documents", total)
+		}
+		if time.Now().After(deadline) {
+			b.t.Fatalf("ingest did not start in 2 min (%d ready)", ready)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// settle waits until every acknowledged document is ready or failed, and returns the time it
+// took; a document neither within the bound is stuck.
+func (b *bed) settle(acked map[string]string, bound time.Duration) (time.Duration, []doc, bool) {
+	start := time.Now()
+	for {
+		docs := b.list()
+		byID := map[string]doc{}
+		for _, d := range docs {
+			byID[d.ID] = d
+		}
+		done := docs != nil
+		for _, id := range acked {
+			d, ok := byID[id]
+			if !ok || (d.Status != "ready" && d.Status != "failed") {
+				done = false
+				break
+			}
+		}
+		if done {
+			return time.Since(start), docs, true
+		}
+		if time.Since(start) > bound {
+			return time.Since(start), docs, false
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+}
+
+func sortedKeys[V any](m map[string]V) []string {
+	keys := make([]string, 0, len(m))
+	for k := range m {
+		keys = append(keys, k)
+	}
+	for i := 1; i < len(keys); i++ {
+		for j := i; j > 0 && keys[j] < keys[j-1]; j-- {
+			keys[j], keys[j-1] = keys[j-1], keys[j]
+		}
+	}
+	return keys
+}
+
+func atoiEnv(name string, def int) int {
+	if v, err := strconv.Atoi(os.Getenv(name)); err == nil && v > 0 {
+		return v
+	}
+	return def
+}

@@ -1,8 +1,13 @@
 // Command demo is the project's main job on a machine with no cluster: a local cluster with
 // simulated DGX Spark nodes (internal/testbed/cluster: kube-apiserver, etcd,
 // kube-controller-manager, kube-scheduler and KWOK), the operator installed by its Helm chart,
-// config/samples applied, and the appliances reconciled until Ready, then printed as
+// the DGX Spark sample applied, and the appliances reconciled until Ready, then printed as
 // `kubectl get ragappliance` with their conditions, memory budget, children and pods.
+//
+// The cluster keeps a real one's constraints: each Spark is tainted nvidia.com/gpu=present:
+// NoSchedule (only pods that tolerate it run there, the manager's included), the namespaces
+// enforce the restricted Pod Security level, and the apiserver runs
+// OwnerReferencesPermissionEnforcement against the chart's RBAC.
 //
 // The status it prints is earned: the operator talks to a real Ollama (the project's build,
 // with tiny generated models under the production base names) and to the in-process Qdrant
@@ -66,8 +71,8 @@ func run() error {
 	flag.StringVar(&cfg.kwok, "kwok", cluster.DefaultKWOK(), "kwok binary (`make kwok`)")
 	flag.StringVar(&cfg.helm, "helm", cluster.DefaultHelm(), "helm binary (`make helm`)")
 	flag.StringVar(&cfg.ollama, "ollama", "", "ollama binary (`make ollama`; default $OLLAMA_BIN or the cached build)")
-	flag.StringVar(&cfg.samples, "samples", "config/samples", "folder of RagAppliance manifests to apply")
-	flag.StringVar(&cfg.namespace, "namespace", "default", "namespace to apply the samples in")
+	flag.StringVar(&cfg.samples, "samples", "config/samples/rag_v1alpha1_ragappliance_dgx_spark.yaml", "RagAppliance manifest, or folder of them, to apply")
+	flag.StringVar(&cfg.namespace, "namespace", "rag", "namespace to apply the samples in (created with the restricted Pod Security level)")
 	flag.IntVar(&cfg.nodes, "nodes", 0, "simulated DGX Spark nodes (default: one per appliance, since each Ollama takes a node's only GPU)")
 	flag.DurationVar(&cfg.wait, "wait", 90*time.Second, "how long to wait for every appliance to be Ready")
 	flag.DurationVar(&cfg.resident, "resident", 30*time.Second, "then how long to wait for the variants to be resident (ModelsResident, not part of Ready); 0 skips")
@@ -149,16 +154,13 @@ func (d *demo) run(ctx context.Context) error {
 	if err := os.MkdirAll(work, 0o755); err != nil {
 		return err
 	}
-	// Build the manager (the chart image's binary) while the cluster starts.
-	type built struct {
-		path string
-		err  error
+	// Build the manager (the chart image's binary) before any clock starts: a cold build takes
+	// minutes on a loaded machine, and no deadline below is meant to absorb it.
+	managerBin, err := cluster.BuildManager(ctx, work)
+	if err != nil {
+		return err
 	}
-	managerCh := make(chan built, 1)
-	go func() {
-		p, err := cluster.BuildManager(ctx, work)
-		managerCh <- built{p, err}
-	}()
+	d.step("manager built from ./cmd/manager (%s)", managerBin)
 
 	var spec []cluster.Node
 	for i := 0; i < nodes; i++ {
@@ -177,7 +179,9 @@ func (d *demo) run(ctx context.Context) error {
 	for _, n := range spec {
 		names = append(names, n.Name)
 	}
-	fmt.Printf("         nodes (simulated by KWOK): %s — DGX Spark: arm64, 20 CPU, 128Gi, nvidia.com/gpu 1\n", strings.Join(names, ", "))
+	fmt.Printf("         nodes (simulated by KWOK): %s — DGX Spark: arm64, 20 CPU, 128Gi (119Gi allocatable), nvidia.com/gpu 1,\n"+
+		"         labelled %s=true, tainted %s=present:NoSchedule\n", strings.Join(names, ", "), cluster.GPUPresentLabel, cluster.GPUTaintKey)
+	fmt.Printf("         kube-apiserver admission adds %s\n", strings.Join(cluster.AdmissionPlugins, ", "))
 
 	if d.ollama, err = startOllama(ctx, ollamaBin); err != nil {
 		return err
@@ -189,14 +193,12 @@ func (d *demo) run(ctx context.Context) error {
 		ollamatest.Version, d.ollama.URL, ollamatest.ChatModel, ollamatest.EmbedModel, ollamatest.ReasoningModel)
 	fmt.Printf("         Qdrant gRPC double at %s\n", d.qdrant.Address())
 
-	m := <-managerCh
-	if m.err != nil {
-		return m.err
-	}
 	d.op, err = d.cluster.InstallOperator(ctx, cluster.OperatorOptions{
-		ManagerBinary: m.path,
+		ManagerBinary: managerBin,
 		OllamaURL:     d.ollama.URL,
 		QdrantAddress: d.qdrant.Address(),
+		// Every node is a tainted Spark: the manager pod must tolerate the taint to be scheduled.
+		Tolerations: []corev1.Toleration{cluster.GPUToleration()},
 	})
 	if err != nil {
 		return err
@@ -205,6 +207,10 @@ func (d *demo) run(ctx context.Context) error {
 		return err
 	}
 
+	if err := d.cluster.CreateRestrictedNamespace(ctx, cfg.namespace); err != nil {
+		return err
+	}
+	d.step("namespaces %s and %s enforce the restricted Pod Security level", d.op.Namespace(), cfg.namespace)
 	applied, err := applyAll(ctx, d.c, appliances, cfg.namespace)
 	if err != nil {
 		return err
@@ -313,12 +319,18 @@ func (d *demo) waitAll(ctx context.Context, condType string, timeout time.Durati
 	}
 }
 
-// readSamples reads the RagAppliance documents of the folder's *.yaml files (kustomization
-// excluded), in file order.
-func readSamples(dir string) ([]*unstructured.Unstructured, error) {
-	files, err := filepath.Glob(filepath.Join(dir, "*.yaml"))
+// readSamples reads the RagAppliance documents of a file, or of a folder's *.yaml files
+// (kustomization excluded) in file order.
+func readSamples(path string) ([]*unstructured.Unstructured, error) {
+	fi, err := os.Stat(path)
 	if err != nil {
 		return nil, err
+	}
+	files := []string{path}
+	if fi.IsDir() {
+		if files, err = filepath.Glob(filepath.Join(path, "*.yaml")); err != nil {
+			return nil, err
+		}
 	}
 	sort.Strings(files)
 	var out []*unstructured.Unstructured

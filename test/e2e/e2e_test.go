@@ -1,7 +1,16 @@
 // Package e2e installs rag-operator by its Helm chart into a local cluster with a simulated DGX
 // Spark node (internal/testbed/cluster: kube-apiserver, etcd, kube-controller-manager,
 // kube-scheduler and KWOK) and checks what an operator user and a GitOps tool rely on:
-// install → Ready, GitOps idempotence, upgrade, uninstall.
+// install → Ready, an appliance that does not tolerate the GPU node's taint reported as such,
+// GitOps idempotence, upgrade, uninstall.
+//
+// The cluster is as strict as a real one: the node carries the GPU taint
+// (nvidia.com/gpu=present:NoSchedule), the operator's and the appliances' namespaces enforce
+// the restricted Pod Security level, and the apiserver runs OwnerReferencesPermissionEnforcement,
+// so the chart's RBAC must grant what the operator's owner references need.
+//
+// The manager is built in TestMain, before any deadline starts: a cold build on a loaded
+// machine takes minutes, which no step's deadline is meant to absorb.
 //
 // The manager Deployment's pod is simulated by KWOK; its command line runs on this machine as the
 // chart's ServiceAccount, pointed at a real Ollama (tiny generated models under the production
@@ -14,6 +23,8 @@ package e2e
 
 import (
 	"context"
+	"crypto/tls"
+	"flag"
 	"fmt"
 	"io"
 	"net/http"
@@ -28,8 +39,11 @@ import (
 	appsv1 "k8s.io/api/apps/v1"
 	coordinationv1 "k8s.io/api/coordination/v1"
 	corev1 "k8s.io/api/core/v1"
+	eventsv1 "k8s.io/api/events/v1"
+	rbacv1 "k8s.io/api/rbac/v1"
 	apiextensionsv1 "k8s.io/apiextensions-apiserver/pkg/apis/apiextensions/v1"
 	"k8s.io/apimachinery/pkg/api/equality"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
@@ -58,12 +72,45 @@ const (
 	// holds. (The 4-line minimal sample owns no field when applied, so the API server keeps no
 	// managedFields for it until a second apply records the defaults as "before-first-apply";
 	// the demo runs it to Ready, see docs/demo.md.)
-	sampleFile  = "rag_v1alpha1_ragappliance_dgx_spark.yaml"
-	sampleNS    = "default"
+	sampleFile = "rag_v1alpha1_ragappliance_dgx_spark.yaml"
+	// minimalFile is the 4-line sample: it tolerates nothing, so on a cluster of tainted GPU
+	// nodes its pods stay Pending, which the operator must report.
+	minimalFile = "rag_v1alpha1_ragappliance_minimal.yaml"
+	// sampleNS is the appliances' namespace, created with the restricted Pod Security level.
+	sampleNS    = "rag"
 	operatorMgr = "rag-operator" // the operator's server-side apply field manager
 	gitopsMgr   = "gitops"       // the field manager our "GitOps tool" applies with
 	crdName     = "ragappliances.rag.ragstack.dev"
 )
+
+// managerBinary is ./cmd/manager built by TestMain (buildErr when that failed): it stands for
+// the chart's image.
+var managerBinary, buildErr = "", error(nil)
+
+// TestMain builds the manager before any test's clock starts, with no deadline: compiling is
+// not what the steps' deadlines measure. It builds nothing in -short mode or when an asset is
+// missing (the test then skips or fails at once).
+func TestMain(m *testing.M) {
+	flag.Parse()
+	code := func() int {
+		if testing.Short() || cluster.CheckAssets(cluster.Options{}) != nil {
+			return m.Run()
+		}
+		dir, err := os.MkdirTemp("", "rag-e2e-bin-")
+		if err != nil {
+			buildErr = err
+			return m.Run()
+		}
+		defer os.RemoveAll(dir)
+		start := time.Now()
+		managerBinary, buildErr = cluster.BuildManager(context.Background(), dir)
+		if testing.Verbose() && buildErr == nil {
+			fmt.Printf("e2e: built ./cmd/manager in %s (before any deadline)\n", time.Since(start).Round(100*time.Millisecond))
+		}
+		return m.Run()
+	}()
+	os.Exit(code)
+}
 
 // need skips in -short mode, and when an asset is missing skips (or fails under
 // RAG_REQUIRE_E2E=1) with the make target that builds it.
@@ -88,6 +135,9 @@ func need(t *testing.T) {
 	if _, err := ollamatest.Binary(); err != nil {
 		missing(fmt.Errorf("ollama binary: %v: run `make ollama` first", err))
 	}
+	if buildErr != nil {
+		t.Fatal(buildErr)
+	}
 }
 
 // env is what the subtests share.
@@ -99,8 +149,6 @@ type env struct {
 	ollama *ollamatest.Server
 	qdrant *qdrantdouble.Server
 	sample *unstructured.Unstructured
-	// managerBinary is ./cmd/manager, built for this run: it stands for the chart's image.
-	managerBinary string
 }
 
 // TestChartLifecycle walks one release through install, GitOps checks, upgrade and uninstall.
@@ -113,9 +161,11 @@ func TestChartLifecycle(t *testing.T) {
 		fn   func(context.Context, *testing.T, *env)
 	}{
 		{"install", testInstall},
+		{"untolerated", testUntolerated},
 		{"gitops", testGitOps},
 		{"upgrade", testUpgrade},
 		{"uninstall", testUninstall},
+		{"events", testEvents},
 	}
 	for _, s := range steps {
 		ok := t.Run(s.name, func(t *testing.T) {
@@ -139,17 +189,6 @@ func setup(t *testing.T) *env {
 	utilruntime.Must(ragv1.AddToScheme(scheme))
 	utilruntime.Must(apiextensionsv1.AddToScheme(scheme))
 
-	type built struct {
-		path string
-		err  error
-	}
-	managerCh := make(chan built, 1)
-	binDir := t.TempDir()
-	go func() {
-		p, err := cluster.BuildManager(ctx, binDir)
-		managerCh <- built{p, err}
-	}()
-
 	cl, err := cluster.Start(ctx, cluster.Options{HoldJobPods: cluster.HoldModelSync, Scheme: scheme})
 	if err != nil {
 		t.Fatal(err)
@@ -162,6 +201,9 @@ func setup(t *testing.T) *env {
 		_ = cl.Stop()
 	})
 	e := &env{cl: cl, c: cl.Client()}
+	if err := cl.CreateRestrictedNamespace(ctx, sampleNS); err != nil {
+		t.Fatal(err)
+	}
 	if e.cs, err = kubernetes.NewForConfig(cl.RESTConfig()); err != nil {
 		t.Fatal(err)
 	}
@@ -172,22 +214,9 @@ func setup(t *testing.T) *env {
 		"OLLAMA_FLASH_ATTENTION": "1",
 	}})
 	e.qdrant = qdrantdouble.Start(t)
-	m := <-managerCh
-	if m.err != nil {
-		t.Fatal(m.err)
-	}
-	data, err := os.ReadFile(filepath.Join("..", "..", "config", "samples", sampleFile))
-	if err != nil {
-		t.Fatal(err)
-	}
-	e.sample = &unstructured.Unstructured{}
-	if err := yaml.Unmarshal(data, &e.sample.Object); err != nil {
-		t.Fatal(err)
-	}
-	e.sample.SetNamespace(sampleNS)
-	t.Logf("setup (cluster, Ollama with models, Qdrant double, manager build) took %s", time.Since(start).Round(100*time.Millisecond))
+	e.sample = readSample(t, sampleFile)
+	t.Logf("setup (cluster, Ollama with models, Qdrant double) took %s", time.Since(start).Round(100*time.Millisecond))
 
-	e.managerBinary = m.path
 	t.Cleanup(func() {
 		if e.op == nil {
 			return
@@ -200,14 +229,32 @@ func setup(t *testing.T) *env {
 	return e
 }
 
-// testInstall: helm install, apply the minimal sample, reach Ready with every pod Running on the
-// simulated node and every model Job run for real; then wait until the variants are resident
-// (the operator's last status change), so the later steps see a converged appliance.
+// readSample reads a manifest of config/samples, put in sampleNS.
+func readSample(t *testing.T, file string) *unstructured.Unstructured {
+	t.Helper()
+	data, err := os.ReadFile(filepath.Join("..", "..", "config", "samples", file))
+	if err != nil {
+		t.Fatal(err)
+	}
+	u := &unstructured.Unstructured{}
+	if err := yaml.Unmarshal(data, &u.Object); err != nil {
+		t.Fatal(err)
+	}
+	u.SetNamespace(sampleNS)
+	return u
+}
+
+// testInstall: helm install into a restricted namespace, apply the DGX sample (which tolerates
+// the GPU taint), reach Ready with every pod scheduled and Running on the tainted node and every
+// model Job run for real, one Event per Job; then wait until the variants are resident (the
+// operator's last status change), so the later steps see a converged appliance.
 func testInstall(ctx context.Context, t *testing.T, e *env) {
 	op, err := e.cl.InstallOperator(ctx, cluster.OperatorOptions{
-		ManagerBinary: e.managerBinary,
+		ManagerBinary: managerBinary,
 		OllamaURL:     e.ollama.URL,
 		QdrantAddress: e.qdrant.Address(),
+		// The only node is a tainted GPU node: the manager must tolerate the taint to run.
+		Tolerations: []corev1.Toleration{cluster.GPUToleration()},
 	})
 	if err != nil {
 		t.Fatal(err)
@@ -220,6 +267,12 @@ func testInstall(ctx context.Context, t *testing.T, e *env) {
 	crd := &apiextensionsv1.CustomResourceDefinition{}
 	if err := e.c.Get(ctx, client.ObjectKey{Name: crdName}, crd); err != nil {
 		t.Fatalf("the chart did not install the CRD: %v", err)
+	}
+	for _, name := range []string{op.Namespace(), sampleNS} {
+		ns := &corev1.Namespace{}
+		if err := e.c.Get(ctx, client.ObjectKey{Name: name}, ns); err != nil || ns.Labels[cluster.PodSecurityEnforce] != cluster.PodSecurityRestricted {
+			t.Errorf("namespace %s does not enforce the restricted Pod Security level: %v %v", name, err, ns.Labels)
+		}
 	}
 
 	apply(ctx, t, e, e.sample)
@@ -241,7 +294,8 @@ func testInstall(ctx context.Context, t *testing.T, e *env) {
 			continue
 		}
 		if p.Status.Phase != corev1.PodRunning || p.Spec.NodeName != "dgx-spark-0" {
-			t.Errorf("pod %s is %s on %q, want Running on dgx-spark-0", p.Name, p.Status.Phase, p.Spec.NodeName)
+			msg, _ := unschedulable(&p)
+			t.Errorf("pod %s is %s on %q, want Running on dgx-spark-0 %s", p.Name, p.Status.Phase, p.Spec.NodeName, msg)
 		}
 		running[p.Labels["app.kubernetes.io/name"]] = true
 	}
@@ -282,6 +336,125 @@ func testInstall(ctx context.Context, t *testing.T, e *env) {
 	if ra.Status.Memory == nil || ra.Status.Memory.TotalSource == "" || !strings.Contains(ra.Status.Memory.TotalSource, "dgx-spark-0") {
 		t.Errorf("memory budget total does not come from the node: %+v", ra.Status.Memory)
 	}
+}
+
+// testEvents: the operator reported each model Job it created with its own Event, written
+// once: a single Job is not an "x2", and two Jobs are not one Event "x2" carrying the first
+// Job's note (events.k8s.io merges Events with the same regarding object, reason, action and
+// related object into a series). Last, so that it reads everything the install wrote.
+func testEvents(ctx context.Context, t *testing.T, e *env) {
+	ra := getAppliance(ctx, t, e)
+	jobs := len(ra.Spec.Models)
+	occurrences := func(ev eventsv1.Event) int32 {
+		if ev.Series != nil {
+			return ev.Series.Count
+		}
+		return 1
+	}
+	list := &eventsv1.EventList{}
+	if err := e.c.List(ctx, list, client.InNamespace(sampleNS)); err != nil {
+		t.Fatal(err)
+	}
+	var started, all []string
+	notes := map[string]bool{}
+	repeated := false
+	for _, ev := range list.Items {
+		if ev.Regarding.Kind != "RagAppliance" || ev.Regarding.Name != ra.Name {
+			continue
+		}
+		line := fmt.Sprintf("%s/%s %q x%d", ev.Reason, ev.Action, ev.Note, occurrences(ev))
+		all = append(all, line)
+		if ev.Reason == "ModelSyncStarted" {
+			started = append(started, line)
+			notes[ev.Note] = true
+			repeated = repeated || occurrences(ev) > 1
+		}
+	}
+	if len(started) != jobs || len(notes) != jobs || repeated {
+		t.Errorf("want one ModelSyncStarted Event per model Job (%d), each once; got %d: %s\nevery Event of the appliance:\n  %s",
+			jobs, len(started), strings.Join(started, ", "), strings.Join(all, "\n  "))
+	}
+}
+
+// testUntolerated: the minimal sample declares no toleration, so on a cluster whose only node is
+// a tainted GPU node its Ollama pod stays Pending, and the operator says why in OllamaReady with
+// the scheduler's words. The DGX appliance stays Ready meanwhile. The appliance is deleted at the
+// end, so the later steps see one appliance.
+func testUntolerated(ctx context.Context, t *testing.T, e *env) {
+	minimal := readSample(t, minimalFile)
+	apply(ctx, t, e, minimal)
+	name := minimal.GetName()
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		defer cancel()
+		ra := &ragv1.RagAppliance{ObjectMeta: metav1.ObjectMeta{Namespace: sampleNS, Name: name}}
+		if err := e.c.Delete(ctx, ra); client.IgnoreNotFound(err) != nil {
+			t.Error(err)
+		}
+	})
+
+	var why string
+	e.waitFor(ctx, t, "the minimal appliance's Ollama pod Pending, Unschedulable", func() error {
+		pods := &corev1.PodList{}
+		if err := e.c.List(ctx, pods, client.InNamespace(sampleNS),
+			client.MatchingLabels{"app.kubernetes.io/instance": name, "app.kubernetes.io/name": "ollama"}); err != nil {
+			return err
+		}
+		if len(pods.Items) != 1 {
+			return fmt.Errorf("%d Ollama pods", len(pods.Items))
+		}
+		p := &pods.Items[0]
+		msg, ok := unschedulable(p)
+		if !ok || p.Spec.NodeName != "" || p.Status.Phase != corev1.PodPending {
+			return fmt.Errorf("pod %s is %s on %q (%v)", p.Name, p.Status.Phase, p.Spec.NodeName, p.Status.Conditions)
+		}
+		if !strings.Contains(msg, "untolerated taint") {
+			return fmt.Errorf("scheduler's message %q does not name the untolerated taint", msg)
+		}
+		why = msg
+		return nil
+	})
+	t.Logf("scheduler: %s", why)
+
+	waitApplianceNamed(ctx, t, e, name, "OllamaReady=False with the scheduler's reason", func(ra *ragv1.RagAppliance) error {
+		c := meta.FindStatusCondition(ra.Status.Conditions, ragv1.ConditionOllamaReady)
+		if c == nil || c.Status != metav1.ConditionFalse {
+			return fmt.Errorf("OllamaReady is %v, want False", c)
+		}
+		// Reason Unschedulable (ragv1.ReasonUnschedulable), the message with the scheduler's words.
+		if c.Reason != "Unschedulable" || !strings.Contains(c.Message, "untolerated taint") {
+			return fmt.Errorf("OllamaReady=False (%s) %q does not pass on the scheduler's reason (%q)", c.Reason, c.Message, why)
+		}
+		if err := conditionTrue(ra, ragv1.ConditionReady); err == nil {
+			return fmt.Errorf("Ready=True with Ollama unschedulable")
+		}
+		return nil
+	})
+	if err := conditionTrue(getAppliance(ctx, t, e), ragv1.ConditionReady); err != nil {
+		t.Errorf("the DGX appliance: %v", err)
+	}
+
+	ra := &ragv1.RagAppliance{ObjectMeta: metav1.ObjectMeta{Namespace: sampleNS, Name: name}}
+	if err := e.c.Delete(ctx, ra); err != nil {
+		t.Fatal(err)
+	}
+	e.waitFor(ctx, t, "the minimal appliance gone", func() error {
+		err := e.c.Get(ctx, client.ObjectKeyFromObject(ra), &ragv1.RagAppliance{})
+		if apierrors.IsNotFound(err) {
+			return nil
+		}
+		return fmt.Errorf("still there: %v", err)
+	})
+}
+
+// unschedulable is the scheduler's message when it marked the pod Unschedulable.
+func unschedulable(p *corev1.Pod) (string, bool) {
+	for _, c := range p.Status.Conditions {
+		if c.Type == corev1.PodScheduled && c.Status == corev1.ConditionFalse && c.Reason == corev1.PodReasonUnschedulable {
+			return c.Message, true
+		}
+	}
+	return "", false
 }
 
 // testGitOps: re-applying the manifest changes nothing, the operator owns only status on the
@@ -462,10 +635,17 @@ func testUpgrade(ctx context.Context, t *testing.T, e *env) {
 		return nil
 	})
 	// Its first pass re-applies every child (its applier starts empty): nothing may change.
-	// The pass is over once the manager's own metrics count a successful reconcile.
-	metrics := "http://" + flagValue(e.op.Manager.Args(), "--metrics-bind-address") + "/metrics"
+	// The pass is over once the manager's own metrics count a successful reconcile, read as
+	// Prometheus would: over HTTPS (unless the chart turned it off) with a ServiceAccount token
+	// bound to the chart's metrics-reader ClusterRole.
+	args := e.op.Manager.Args()
+	metrics := "https://" + flagValue(args, "--metrics-bind-address") + "/metrics"
+	if slices.Contains(args, "--metrics-secure=false") {
+		metrics = "http://" + strings.TrimPrefix(metrics, "https://")
+	}
+	token := metricsReaderToken(ctx, t, e)
 	e.waitFor(ctx, t, "the upgraded manager's first reconcile", func() error {
-		return reconciled(ctx, metrics)
+		return reconciled(ctx, metrics, token)
 	})
 	now := getAppliance(ctx, t, e)
 	if now.Generation != ra.Generation || !equality.Semantic.DeepEqual(now.Spec, ra.Spec) {
@@ -548,8 +728,8 @@ func testUninstall(ctx context.Context, t *testing.T, e *env) {
 	if crd.Annotations["helm.sh/resource-policy"] != "keep" {
 		t.Errorf("the CRD lacks helm.sh/resource-policy: keep: %v", crd.Annotations)
 	}
-	// Not a leftover of the release: `helm install --create-namespace` creates the namespace
-	// unlabelled and helm never deletes a namespace; the objects above are all that was in it.
+	// Not a leftover of the release: the namespace is created before the install (with the
+	// restricted Pod Security labels), and helm never deletes a namespace anyway.
 	if ra := getAppliance(ctx, t, e); ra.DeletionTimestamp != nil {
 		t.Error("the appliance is being deleted after the uninstall")
 	}
@@ -567,19 +747,30 @@ func apply(ctx context.Context, t *testing.T, e *env, obj *unstructured.Unstruct
 
 func getAppliance(ctx context.Context, t *testing.T, e *env) *ragv1.RagAppliance {
 	t.Helper()
+	return getApplianceNamed(ctx, t, e, e.sample.GetName())
+}
+
+func getApplianceNamed(ctx context.Context, t *testing.T, e *env, name string) *ragv1.RagAppliance {
+	t.Helper()
 	ra := &ragv1.RagAppliance{}
-	if err := e.c.Get(ctx, client.ObjectKey{Namespace: sampleNS, Name: e.sample.GetName()}, ra); err != nil {
+	if err := e.c.Get(ctx, client.ObjectKey{Namespace: sampleNS, Name: name}, ra); err != nil {
 		t.Fatal(err)
 	}
 	return ra
 }
 
-// waitAppliance polls the appliance until cond holds for its current generation.
+// waitAppliance polls the DGX sample's appliance until cond holds for its current generation.
 func waitAppliance(ctx context.Context, t *testing.T, e *env, what string, cond func(*ragv1.RagAppliance) error) *ragv1.RagAppliance {
 	t.Helper()
+	return waitApplianceNamed(ctx, t, e, e.sample.GetName(), what, cond)
+}
+
+// waitApplianceNamed polls an appliance of sampleNS until cond holds for its current generation.
+func waitApplianceNamed(ctx context.Context, t *testing.T, e *env, name, what string, cond func(*ragv1.RagAppliance) error) *ragv1.RagAppliance {
+	t.Helper()
 	var ra *ragv1.RagAppliance
-	e.waitFor(ctx, t, "appliance "+what, func() error {
-		ra = getAppliance(ctx, t, e)
+	e.waitFor(ctx, t, "appliance "+name+" "+what, func() error {
+		ra = getApplianceNamed(ctx, t, e, name)
 		if ra.Status.ObservedGeneration != ra.Generation {
 			return fmt.Errorf("generation %d not observed yet", ra.Generation)
 		}
@@ -665,14 +856,58 @@ func leaseHolder(ctx context.Context, t *testing.T, e *env) string {
 	return *l.Spec.HolderIdentity
 }
 
+// metricsReaderToken is a token of a ServiceAccount bound to the release's metrics-reader
+// ClusterRole: what a Prometheus scraping the manager holds.
+func metricsReaderToken(ctx context.Context, t *testing.T, e *env) string {
+	t.Helper()
+	roles := &rbacv1.ClusterRoleList{}
+	if err := e.c.List(ctx, roles, client.MatchingLabels{"app.kubernetes.io/instance": e.op.Release()}); err != nil {
+		t.Fatal(err)
+	}
+	var reader string
+	for _, r := range roles.Items {
+		if strings.HasSuffix(r.Name, "-metrics-reader") {
+			reader = r.Name
+		}
+	}
+	if reader == "" {
+		t.Fatalf("the release has no metrics-reader ClusterRole")
+	}
+	const name = "e2e-metrics-scraper"
+	sa := &corev1.ServiceAccount{ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: sampleNS}}
+	binding := &rbacv1.ClusterRoleBinding{
+		ObjectMeta: metav1.ObjectMeta{Name: name},
+		RoleRef:    rbacv1.RoleRef{APIGroup: rbacv1.GroupName, Kind: "ClusterRole", Name: reader},
+		Subjects:   []rbacv1.Subject{{Kind: rbacv1.ServiceAccountKind, Name: name, Namespace: sampleNS}},
+	}
+	for _, o := range []client.Object{sa, binding} {
+		if err := e.c.Create(ctx, o); client.IgnoreAlreadyExists(err) != nil {
+			t.Fatal(err)
+		}
+	}
+	cfg, err := e.cl.ServiceAccountConfig(ctx, sampleNS, name, time.Hour)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return cfg.BearerToken
+}
+
+// metricsHTTP accepts the manager's self-signed serving certificate (controller-runtime
+// generates one when no certificate is configured).
+var metricsHTTP = &http.Client{
+	Timeout:   5 * time.Second,
+	Transport: &http.Transport{TLSClientConfig: &tls.Config{InsecureSkipVerify: true}}, //nolint:gosec // self-signed, loopback
+}
+
 // reconciled reads the manager's Prometheus metrics and succeeds once a reconcile finished
 // without error.
-func reconciled(ctx context.Context, url string) error {
+func reconciled(ctx context.Context, url, token string) error {
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
 	if err != nil {
 		return err
 	}
-	resp, err := http.DefaultClient.Do(req)
+	req.Header.Set("Authorization", "Bearer "+token)
+	resp, err := metricsHTTP.Do(req)
 	if err != nil {
 		return err
 	}
@@ -680,6 +915,9 @@ func reconciled(ctx context.Context, url string) error {
 	body, err := io.ReadAll(resp.Body)
 	if err != nil {
 		return err
+	}
+	if resp.StatusCode != http.StatusOK {
+		return fmt.Errorf("GET %s: %s: %s", url, resp.Status, strings.TrimSpace(string(body)))
 	}
 	var seen []string
 	for _, line := range strings.Split(string(body), "\n") {

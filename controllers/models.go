@@ -262,7 +262,7 @@ func (r *RagApplianceReconciler) reconcileVariant(ctx context.Context, ra *ragv1
 			return variantState{status: st, failed: true}, job.Name, err
 		}
 		st.RetryAt = &metav1.Time{Time: now.Add(r.modelSyncBackoff(st.Attempts)).Truncate(time.Second)}
-		r.event(ra, corev1.EventTypeNormal, "ModelSyncStarted", "CreateJob", fmt.Sprintf("Creating variant %s from %s (Job %s, attempt %d)", m.Name, m.From, job.Name, st.Attempts))
+		r.eventAbout(ra, job, corev1.EventTypeNormal, "ModelSyncStarted", "CreateJob", fmt.Sprintf("Creating variant %s from %s (Job %s, attempt %d)", m.Name, m.From, job.Name, st.Attempts))
 		return variantState{status: st, running: true}, job.Name, nil
 	case err != nil:
 		st.LastError = err.Error()
@@ -292,7 +292,7 @@ func (r *RagApplianceReconciler) reconcileVariant(ctx context.Context, ra *ragv1
 			return variantState{status: st, failed: true, backoff: true, retryIn: 5 * time.Second}, job.Name, nil
 		}
 		st.Ready, st.Digest, st.Parameters, st.Job = true, res.Digest, modelspec.Applied(res.Parameters), ""
-		r.event(ra, corev1.EventTypeNormal, ragv1.ReasonModelsCreated, "Verify", fmt.Sprintf("Variant %s created and verified (%s)", m.Name, res.Digest))
+		r.eventAbout(ra, live, corev1.EventTypeNormal, ragv1.ReasonModelsCreated, "Verify", fmt.Sprintf("Variant %s created and verified (%s)", m.Name, res.Digest))
 		// Recorded: the finished Job is no longer needed.
 		if err := r.deleteJob(ctx, live); err != nil {
 			return variantState{status: st}, job.Name, err
@@ -320,7 +320,7 @@ func (r *RagApplianceReconciler) reconcileVariant(ctx context.Context, ra *ragv1
 			err := r.Delete(ctx, live, client.PropagationPolicy(metav1.DeletePropagationBackground))
 			switch {
 			case err == nil:
-				r.event(ra, corev1.EventTypeWarning, "ModelSyncRetry", "DeleteJob",
+				r.eventAbout(ra, live, corev1.EventTypeWarning, "ModelSyncRetry", "DeleteJob",
 					fmt.Sprintf("Variant %s: retrying after the failure of Job %s (%s)", m.Name, job.Name, st.LastError))
 			case !apierrors.IsNotFound(err):
 				return variantState{status: st, failed: true}, job.Name, err

@@ -177,8 +177,15 @@ func (r *RagApplianceReconciler) applyAll(ctx context.Context, s *scope, condTyp
 func applied(o client.Object) bool { return o.GetResourceVersion() != "" }
 
 func (r *RagApplianceReconciler) event(ra *ragv1.RagAppliance, eventType, reason, action, note string) {
+	r.eventAbout(ra, nil, eventType, reason, action, note)
+}
+
+// eventAbout records an event that concerns another object as well (a model Job): events.k8s.io
+// merges events of one object, reason and action into a series ("x2") keeping the first note,
+// unless their related objects differ, so each Job gets its own event.
+func (r *RagApplianceReconciler) eventAbout(ra *ragv1.RagAppliance, related runtime.Object, eventType, reason, action, note string) {
 	if r.Recorder != nil {
-		r.Recorder.Eventf(ra, nil, eventType, reason, action, "%s", note)
+		r.Recorder.Eventf(ra, related, eventType, reason, action, "%s", note)
 	}
 }
 

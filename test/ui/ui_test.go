@@ -175,7 +175,8 @@ func TestUI(t *testing.T) {
 	}
 	p.shot("upload-two-ready-one-refused")
 
-	// A duplicate is refused with a link to the existing document.
+	// A duplicate (same content, same tags) is refused with a link to the existing document.
+	p.setValue("#upload-tags", "hr")
 	p.do("pick duplicate", chromedp.SetUploadFiles(chromedp.CSS("#files"), []string{filepath.Join(dir, "hr-policy.txt")}))
 	p.waitJS("duplicate explained", `document.querySelector('.upload.warn a[href^="#/documents/"]')`, 30*time.Second)
 	p.do("open existing", chromedp.Click(chromedp.CSS(".upload.warn a")))
@@ -196,7 +197,8 @@ func TestUI(t *testing.T) {
 
 	// A document with <script>, an onerror image and a remote markdown image stays inert.
 	eval[any](p, `window.__violations = []; document.addEventListener('securitypolicyviolation', e => window.__violations.push(e.blockedURI)); true`)
-	p.do("documents", chromedp.Navigate(srv.URL+"/#/documents"))
+	// A hash change fires no load event: wait for the view itself.
+	p.do("documents", chromedp.Navigate(srv.URL+"/#/documents"), chromedp.WaitVisible(chromedp.CSS("#upload-tags")))
 	p.setValue("#upload-tags", "finance")
 	p.do("pick xss", chromedp.SetUploadFiles(chromedp.CSS("#files"), []string{filepath.Join(dir, "xss-test.txt")}))
 	p.waitJS("xss ready", rowStatus("xss-test.txt")+` === 'ready'`, 2*time.Minute)

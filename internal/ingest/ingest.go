@@ -244,7 +244,12 @@ func (p *Pipeline) process(ctx context.Context, d store.Document, j *job) {
 	switch {
 	case err == nil:
 		p.recovered(jobDocument, p.docWait)
-		if ok, ferr := p.st.Finish(cctx, d.ID, d.Generation, out); ferr != nil {
+		var ok bool
+		ferr := p.retryStore(cctx, j, "record a processed document", d.ID, func(ctx context.Context) (err error) {
+			ok, err = p.st.Finish(ctx, d.ID, d.Generation, out)
+			return err
+		})
+		if ferr != nil {
 			p.log.Error("Failed to record a processed document", "document", d.ID, "error", ferr)
 		} else if ok {
 			p.m.docs.WithLabelValues("ready").Inc()
@@ -265,7 +270,9 @@ func (p *Pipeline) process(ctx context.Context, d store.Document, j *job) {
 		// Ollama or the vector store is down, overloaded or lacks a configured model: not the
 		// document's fault. It goes back to the head of the queue, pending (its points are
 		// overwritten by the retry, same ids), and the workers pause.
-		if rerr := p.st.Release(cctx, d.ID, d.Generation); rerr != nil {
+		if rerr := p.retryStore(cctx, j, "release a document", d.ID, func(ctx context.Context) error {
+			return p.st.Release(ctx, d.ID, d.Generation)
+		}); rerr != nil {
 			p.log.Error("Failed to release a document", "document", d.ID, "error", rerr)
 		}
 		p.m.docs.WithLabelValues("retried").Inc()
@@ -278,12 +285,37 @@ func (p *Pipeline) process(ctx context.Context, d store.Document, j *job) {
 		if derr := p.vec.DeleteDocument(cctx, d.ID, -1); derr != nil {
 			p.log.Error("Failed to remove a failed document's points", "document", d.ID, "error", derr)
 		}
-		if _, ferr := p.st.Finish(cctx, d.ID, d.Generation, store.Outcome{Err: err, UsedTags: d.Tags}); ferr != nil {
+		if ferr := p.retryStore(cctx, j, "record a failed document", d.ID, func(ctx context.Context) error {
+			_, err := p.st.Finish(ctx, d.ID, d.Generation, store.Outcome{Err: err, UsedTags: d.Tags})
+			return err
+		}); ferr != nil {
 			p.log.Error("Failed to record a failed document", "document", d.ID, "error", ferr)
 		}
 		p.m.docs.WithLabelValues("failed").Inc()
 		p.log.Warn("Document failed", "document", d.ID, "name", d.Name, "error", err)
 	}
+}
+
+// retryStore repeats a write to the store that records a job's end until it succeeds: with the
+// data volume full or read-only the write fails, and a document left "processing" with no
+// worker would be stuck until the next restart. The first try has the cleanup context; later
+// ones, a backoff apart, each get their own bound, for as long as the job owns the document
+// (a delete, a reprocess or shutdown ends that: the new owner, or Open after a restart, takes
+// the document from there).
+func (p *Pipeline) retryStore(cctx context.Context, j *job, what, id string, fn func(context.Context) error) error {
+	err := fn(cctx)
+	for delay := p.cfg.OutageBackoff; err != nil && j.ctx.Err() == nil; delay = min(2*delay, p.cfg.OutageBackoffMax) {
+		p.log.Error("Failed to "+what+", will retry", "document", id, "error", err, "retryIn", delay.String())
+		select {
+		case <-j.ctx.Done():
+			return err
+		case <-time.After(delay):
+		}
+		ctx, cancel := context.WithTimeout(context.WithoutCancel(j.ctx), cleanupAfter)
+		err = fn(ctx)
+		cancel()
+	}
+	return err
 }
 
 // deferred records a job put back in the queue for a dependency, pauses the workers of its

@@ -337,7 +337,9 @@ func fill(t *testing.T, dir string) string {
 
 func TestDrillDiskFull(t *testing.T) {
 	requireOllama(t)
-	mnt := mountTmpfs(t, "40m")
+	// 1 GiB + 40 MiB: the server refuses uploads (507) below 1 GiB free (uploads.minFreeBytes
+	// default), so the volume starts just above that and is then filled to the last byte.
+	mnt := mountTmpfs(t, "1064m")
 	b := newBed(t, filepath.Join(mnt, "data"), nil)
 	b.start()
 	first, second := halves(corpus(docsPerDrill(), 5))
@@ -360,7 +362,7 @@ func TestDrillDiskFull(t *testing.T) {
 	if still := b.uploadAll(again, acked); len(still) > 0 {
 		t.Errorf("uploads still refused with space freed: %+v", still)
 	}
-	b.check(Result{Drill: "disk full", Fault: "the data volume (a 40 MiB tmpfs) filled to the last byte mid-ingest for 10 s, half the documents uploaded meanwhile (refused ones sent again after), then space freed",
+	b.check(Result{Drill: "disk full", Fault: "the data volume (a 1064 MiB tmpfs, uploads refused below 1 GiB free) filled to the last byte mid-ingest for 10 s, half the documents uploaded meanwhile (refused ones sent again after), then space freed",
 		Refused: len(refused)}, acked, recoverStart)
 }
 
@@ -456,6 +458,7 @@ func TestDrillSameFile50Concurrent(t *testing.T) {
 	wg.Wait()
 	acked := map[string]string{}
 	winner := ""
+	// (A 503 for the key's concurrent-upload bound is retried inside b.upload, as clients do.)
 	for i, r := range res {
 		switch codes[i] {
 		case http.StatusAccepted:
@@ -473,7 +476,7 @@ func TestDrillSameFile50Concurrent(t *testing.T) {
 			t.Errorf("409 names %q, the accepted document is %s", r.ExistingID, winner)
 		}
 	}
-	b.check(Result{Drill: "50 concurrent uploads of one file", Fault: "the same content posted by 50 clients at once (different names)",
+	b.check(Result{Drill: "50 concurrent uploads of one file", Fault: "the same content posted by 50 clients at once (different names, one key; a 503 for the per-key upload bound retried after its Retry-After, as clients do)",
 		Refused: 49}, acked, start)
 	if docs := b.list(); len(docs) != 1 {
 		t.Errorf("%d documents, want exactly one", len(docs))

@@ -175,8 +175,21 @@ type fileResult struct {
 	Error      string `json:"error"`
 }
 
-// upload posts one file; it returns the per-file result and the HTTP status (0: no answer).
+// upload posts one file; it returns the per-file result and the HTTP status (0: no answer). A
+// 503 (the key's concurrent-upload bound, a full queue) is retried for up to a minute, as a
+// client honouring Retry-After does.
 func (b *bed) upload(name string, data []byte) (fileResult, int) {
+	deadline := time.Now().Add(time.Minute)
+	for {
+		r, code := b.uploadOnce(name, data)
+		if code != http.StatusServiceUnavailable || time.Now().After(deadline) {
+			return r, code
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+}
+
+func (b *bed) uploadOnce(name string, data []byte) (fileResult, int) {
 	var buf bytes.Buffer
 	mw := multipart.NewWriter(&buf)
 	w, _ := mw.CreateFormFile("file", name)

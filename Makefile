@@ -17,6 +17,8 @@ HELM := $(BIN)/helm-$(HELM_VERSION)
 OLLAMA_BIN_DIR ?= $(CACHE)/ollama-v0.24.0
 KWOK_VERSION ?= v0.8.0
 KWOK := $(BIN)/kwok-$(KWOK_VERSION)
+KUSTOMIZE_VERSION ?= v5.8.2
+KUSTOMIZE := $(BIN)/kustomize-$(KUSTOMIZE_VERSION)
 REGISTRY ?= ghcr.io/ragstack
 VERSION ?= v0.1.0
 PLATFORMS ?= linux/amd64,linux/arm64
@@ -80,6 +82,12 @@ $(KWOK):
 .PHONY: kwok
 kwok: $(KWOK) ## Build KWOK from the module proxy (cached), for the demo and the e2e tests.
 
+$(KUSTOMIZE):
+	KUSTOMIZE_VERSION=$(KUSTOMIZE_VERSION) KUSTOMIZE_BIN_DIR=$(BIN) hack/build-kustomize.sh
+
+.PHONY: kustomize
+kustomize: $(KUSTOMIZE) ## Build kustomize from the module proxy (cached), for the chart/kustomize parity test.
+
 $(HELM):
 	HELM_VERSION=$(HELM_VERSION) HELM_BIN_DIR=$(BIN) hack/build-helm.sh
 
@@ -111,8 +119,8 @@ demo-rag: ollama ## The RAG server alone: real Ollama with tiny models, rag-serv
 ##@ Test
 
 .PHONY: test
-test: k8s-assets kwok ollama helm ## Run every test against the real parts (control plane, KWOK, Ollama, helm).
-	KUBEBUILDER_ASSETS=$(K8S_ASSETS) KWOK_BIN=$(KWOK) OLLAMA_BIN=$(OLLAMA_BIN_DIR)/ollama HELM=$(HELM) go test ./... -count=1 -timeout 30m
+test: k8s-assets kwok ollama helm kustomize ## Run every test against the real parts (control plane, KWOK, Ollama, helm, kustomize).
+	KUBEBUILDER_ASSETS=$(K8S_ASSETS) KWOK_BIN=$(KWOK) OLLAMA_BIN=$(OLLAMA_BIN_DIR)/ollama HELM=$(HELM) KUSTOMIZE=$(KUSTOMIZE) go test ./... -count=1 -timeout 30m
 
 .PHONY: test-e2e
 test-e2e: k8s-assets kwok ollama helm ## Chart lifecycle on a local cluster with a simulated node.
@@ -140,8 +148,8 @@ bench-operator: k8s-assets ## Apply 50 appliances; time to children, API writes 
 	KUBEBUILDER_ASSETS=$(K8S_ASSETS) go run ./test/benchoperator -n 50 -out docs/benchmarks
 
 .PHONY: test-chart
-test-chart: helm ## Lint and render-test the Helm chart and config/default.
-	HELM=$(HELM) RAG_REQUIRE_HELM=1 go test ./test/chart/ -count=1
+test-chart: helm kustomize ## Lint and render-test the Helm chart and config/default.
+	HELM=$(HELM) KUSTOMIZE=$(KUSTOMIZE) RAG_REQUIRE_HELM=1 go test ./test/chart/ -count=1
 
 .PHONY: test-unit
 test-unit: ## Run the tests that need no control plane.

@@ -252,8 +252,13 @@ func (r *RagApplianceReconciler) reconcileQdrant(ctx context.Context, s *scope) 
 	if expanding != "" {
 		return subResult{requeueAfter: 10 * time.Second}, nil
 	}
-	return subResult{}, nil
+	// Secrets are read by name, never watched (watching would mean reading every Secret): a
+	// rotated key is picked up by this periodic pass, which writes nothing when none changed.
+	return subResult{requeueAfter: secretResync}, nil
 }
+
+// secretResync is how soon a rotated Qdrant key rolls the pods that hold it.
+const secretResync = time.Minute
 
 func (r *RagApplianceReconciler) reconcileRagServer(ctx context.Context, s *scope) (subResult, error) {
 	ra := s.ra

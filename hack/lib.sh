@@ -23,7 +23,17 @@ cached_go_install() {
     rm -rf "$tmp"
     return 1
   fi
-  mv "$tmp/$(basename "${pkg%@*}")" "$out"
+  # go install names a binary after its package path's last element, or the one before a
+  # major-version suffix (sigs.k8s.io/kustomize/kustomize/v5 -> kustomize).
+  local path="${pkg%@*}" exe
+  exe="$(basename "$path")"
+  if [[ "$exe" =~ ^v[0-9]+$ ]]; then
+    exe="$(basename "$(dirname "$path")")"
+  fi
+  if ! mv "$tmp/$exe" "$out"; then
+    rm -rf "$tmp"
+    return 1
+  fi
   rm -rf "$tmp"
   echo "built $out in $((SECONDS - start))s" >&2
   echo "$out"

@@ -403,6 +403,7 @@ func TestDefaults(t *testing.T) {
 		"ClusterRoleBinding /" + fullname + "-metrics-auth-rolebinding",
 		"CustomResourceDefinition /ragappliances.rag.ragstack.dev",
 		"Deployment " + namespace + "/" + deployName,
+		"NetworkPolicy " + namespace + "/" + deployName,
 		"Role " + namespace + "/" + fullname + "-leader-election",
 		"RoleBinding " + namespace + "/" + fullname + "-leader-election",
 		"Service " + namespace + "/" + fullname + "-metrics",
@@ -803,6 +804,15 @@ func valueCases() []valueCase {
 				args := managerContainer(t, m.deployment(t)).Args
 				if !slices.Equal(args[len(args)-2:], []string{"--zap-stacktrace-level=panic", "--zap-time-encoding=rfc3339"}) {
 					t.Errorf("args %q", args)
+				}
+			},
+		},
+		{
+			name: "networkPolicy off", covers: []string{"networkPolicy.enabled"},
+			values: "networkPolicy: {enabled: false}\n",
+			check: func(t *testing.T, m *manifest) {
+				if n := len(m.ofKind("NetworkPolicy")); n != 0 {
+					t.Errorf("%d NetworkPolicies with networkPolicy.enabled=false", n)
 				}
 			},
 		},
@@ -1354,7 +1364,7 @@ func TestKustomizeMatchesChart(t *testing.T) {
 func TestChartKinds(t *testing.T) {
 	t.Parallel()
 	m := mustRender(t, "metrics: {serviceMonitor: {enabled: true}}\nreplicas: 2\n")
-	want := []string{"ClusterRole", "ClusterRoleBinding", "CustomResourceDefinition", "Deployment", "Role", "RoleBinding", "Service", "ServiceAccount", "ServiceMonitor"}
+	want := []string{"ClusterRole", "ClusterRoleBinding", "CustomResourceDefinition", "Deployment", "NetworkPolicy", "Role", "RoleBinding", "Service", "ServiceAccount", "ServiceMonitor"}
 	if got := m.kinds(); !slices.Equal(got, want) {
 		t.Errorf("kinds = %v, want %v", got, want)
 	}

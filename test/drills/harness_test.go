@@ -255,7 +255,8 @@ func (b *bed) list() []doc {
 // work: the moment a fault is injected.
 func (b *bed) midIngest(total int) {
 	b.t.Helper()
-	deadline := time.Now().Add(2 * time.Minute)
+	// Generous: the first embedding loads the model, minutes on a loaded 2-core machine.
+	deadline := time.Now().Add(5 * time.Minute)
 	for {
 		ready := 0
 		for _, d := range b.list() {
@@ -270,7 +271,7 @@ func (b *bed) midIngest(total int) {
 			b.t.Fatalf("all %d documents were ready before the fault could be injected: use more documents", total)
 		}
 		if time.Now().After(deadline) {
-			b.t.Fatalf("ingest did not start in 2 min (%d ready)", ready)
+			b.t.Fatalf("ingest did not start in 5 min (%d ready)", ready)
 		}
 		time.Sleep(20 * time.Millisecond)
 	}

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -163,7 +164,15 @@ func newApp(ctx context.Context, cfg serverconfig.Config, opts options, log *slo
 		AllowedTypes: cfg.Uploads.AllowedTypes,
 		MaxQueued:    cfg.Limits.MaxQueuedDocuments,
 		ChatModel:    cfg.Models.Chat,
+		ModelAliases: cfg.Models.ChatAliases,
 		RagTimeout:   cfg.RagTimeout(),
+		// Upload limits; a 0 in the file turns the threshold or the minimum rate off.
+		MaxRequestBytes:      cfg.Uploads.MaxRequestBytes,
+		SpoolBytes:           cfg.Uploads.SpoolBytes,
+		MinFreeBytes:         cmp.Or(cfg.Uploads.MinFreeBytes, -1),
+		MinBytesPerSecond:    cmp.Or(cfg.Uploads.MinBytesPerSecond, -1),
+		MaxConcurrentUploads: cfg.Uploads.MaxConcurrent,
+		MaxUploadsPerKey:     cfg.Uploads.MaxConcurrentPerKey,
 	}, httpapi.Deps{Store: a.st, Pipeline: a.pipe, Validator: a.parser, Auth: authn, Ready: a.ready, Registry: reg, Logger: log,
 		Chat: a.answer, Console: a.console()})
 	if err != nil {

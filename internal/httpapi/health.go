@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -60,6 +61,14 @@ func NewReadiness(interval, timeout time.Duration, checks ...Check) *Readiness {
 	return &Readiness{checks: checks, interval: interval, timeout: timeout, results: map[string]CheckResult{}}
 }
 
+// AddCheck adds a check (before Run); one with the same name is replaced.
+func (r *Readiness) AddCheck(c Check) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.checks = slices.DeleteFunc(r.checks, func(o Check) bool { return o.Name == c.Name })
+	r.checks = append(r.checks, c)
+}
+
 // WithLogger logs each check going down and coming back.
 func (r *Readiness) WithLogger(l *slog.Logger) *Readiness {
 	r.log = l
@@ -83,7 +92,10 @@ func (r *Readiness) Run(ctx context.Context) {
 // ProbeOnce runs every probe concurrently and records the results.
 func (r *Readiness) ProbeOnce(ctx context.Context) {
 	var wg sync.WaitGroup
-	for _, c := range r.checks {
+	r.mu.RLock()
+	checks := slices.Clone(r.checks)
+	r.mu.RUnlock()
+	for _, c := range checks {
 		wg.Go(func() {
 			pctx, cancel := context.WithTimeout(ctx, r.timeout)
 			defer cancel()
@@ -244,9 +256,10 @@ func (s *Server) dependencies(w http.ResponseWriter, r *http.Request) {
 
 // dependencyLabels name the dependencies in refusals.
 var dependencyLabels = map[string]string{
-	DepStore:  "the server's database",
-	DepOllama: "the language model server (Ollama)",
-	DepVector: "the vector store",
+	DepStore:   "the server's database",
+	DepOllama:  "the language model server (Ollama)",
+	DepVector:  "the vector store",
+	DepStorage: "the data volume",
 }
 
 // answerUnavailable refuses a question at once, from the cached probes, when Ollama or the

@@ -53,7 +53,10 @@ type harness struct {
 	storeProbe error
 	reg        *prometheus.Registry
 	cancel     context.CancelFunc
+	api        *Server
 }
+
+func (h *harness) server() *Server { return h.api }
 
 type option func(*Config)
 
@@ -78,7 +81,8 @@ func newHarness(t *testing.T, opts ...option) *harness {
 			return h.st.Ping(ctx)
 		}},
 		Check{Name: DepOllama, Probe: func(context.Context) error { return h.probe }})
-	cfg := Config{MaxFileBytes: 64 << 10, MaxFiles: 5, AllowedTypes: []string{"txt", "md", "html", "csv", "pdf", "docx"}, MaxQueued: 100}
+	cfg := Config{MaxFileBytes: 64 << 10, MaxFiles: 5, AllowedTypes: []string{"txt", "md", "html", "csv", "pdf", "docx"}, MaxQueued: 100,
+		MinFreeBytes: -1}
 	for _, o := range opts {
 		o(&cfg)
 	}
@@ -86,6 +90,7 @@ func newHarness(t *testing.T, opts ...option) *harness {
 	if err != nil {
 		t.Fatal(err)
 	}
+	h.api = s
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan struct{})
 	go func() { h.pipe.Run(ctx); close(done) }()
@@ -283,8 +288,16 @@ func TestUploadRejections(t *testing.T) {
 		huge[i] = file{fmt.Sprintf("h%d.txt", i), append([]byte(fmt.Sprint(i)), bytes.Repeat([]byte(" b"), 31<<10)...)}
 	}
 	huge = append(huge[:4], file{"extra.txt", bytes.Repeat([]byte("c"), 200<<10)})
-	code, _ = h.upload(adminTok, huge)
-	check("per-file over limit among others", code, 202)
+	code, ur = h.upload(adminTok, huge)
+	// Reading stops at the file over the limit: nothing in the request is stored, and every
+	// file says why.
+	check("per-file over limit among others", code, 413)
+	if len(ur.Files) != 5 || ur.Files[4].Status != 413 || !strings.Contains(ur.Files[0].Error, "extra.txt") {
+		t.Fatalf("per-file results %+v", ur)
+	}
+	h.assertNoState(1)
+	code, _ = h.upload(adminTok, huge[:4])
+	check("the others alone", code, 202)
 	h.assertNoState(5)
 
 	// Auth.

@@ -8,7 +8,9 @@
 // deleted; 413 file, body, inflated archive or question too large; 415 type not allowed or
 // content not matching its type, or a wrong Content-Type; 422 a file of an allowed type that
 // cannot be read; 429 + Retry-After when the chat model's queue is full or a key has too many
-// sessions; 502 when answering failed at Ollama or the vector store; 503 + Retry-After when the
+// sessions; 405 (JSON, with Allow) for a method a route does not serve; 408 when an upload
+// body arrives slower than uploads.minBytesPerSecond; 507 + Retry-After when the data volume is
+// read-only or below uploads.minFreeBytes (uploads only); 502 when answering failed at Ollama or the vector store; 503 + Retry-After when the
 // ingest queue or upload slots are full, or when a question needs Ollama or the vector store
 // and its last probe failed; 504 when an answer took longer than ragTimeout.
 package httpapi
@@ -23,6 +25,8 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"time"
 	"unicode"
 
@@ -44,6 +48,23 @@ type Config struct {
 	MaxQueued    int      // limits.maxQueuedDocuments
 	// MaxConcurrentUploads bounds uploads being received at once; more get 503. Default 16.
 	MaxConcurrentUploads int
+	// MaxUploadsPerKey bounds one API key's uploads being received at once (one client
+	// address's without auth); more get 503. Default 4.
+	MaxUploadsPerKey int
+	// MaxRequestBytes bounds one upload request's body, checked against Content-Length before
+	// reading and while reading (413). Default 512 MiB, and at least MaxFileBytes + 1 MiB.
+	MaxRequestBytes int64
+	// SpoolBytes bounds what all uploads in progress hold on the data volume before they are
+	// stored (503 beyond). Default 1 GiB; keep it at least MaxRequestBytes.
+	SpoolBytes int64
+	// MinFreeBytes: with less free on the data volume uploads are refused (507). Default 1 GiB;
+	// negative: no threshold (write errors still give 507).
+	MinFreeBytes int64
+	// RateGrace is how long an upload body may take before MinBytesPerSecond counts. Default 10s.
+	RateGrace time.Duration
+	// MinBytesPerSecond is the slowest average rate an upload body may arrive at after a 10 s
+	// grace (and no pause over 60 s); slower is 408. Default 16 KiB/s; negative: no minimum.
+	MinBytesPerSecond int64
 	// MaxJSONBytes bounds JSON request bodies. Default 64 KiB.
 	MaxJSONBytes int64
 	// RetryAfter is sent with 503. Default 10s.
@@ -106,6 +127,8 @@ type Deps struct {
 	Chat Answerer
 	// Console feeds the routes the web UI needs (console.go); nil reports them unavailable.
 	Console *Console
+	// Space reports the data volume (tests); nil: Store.Space.
+	Space func() (store.Space, error)
 }
 
 // Server serves the API.
@@ -114,6 +137,9 @@ type Server struct {
 	d       Deps
 	allowed map[parse.Type]bool
 	uploads chan struct{}
+	slotsMu sync.Mutex
+	perKey  map[string]int // uploads in progress per key (or client address)
+	spooled atomic.Int64   // bytes of uploads in progress on the data volume
 	latency *prometheus.HistogramVec
 	chatM   chatMetrics
 	started time.Time // for /v1/models' created
@@ -126,6 +152,26 @@ type Server struct {
 func New(cfg Config, d Deps) (*Server, error) {
 	if cfg.MaxConcurrentUploads < 1 {
 		cfg.MaxConcurrentUploads = 16
+	}
+	if cfg.MaxUploadsPerKey < 1 {
+		cfg.MaxUploadsPerKey = 4
+	}
+	if cfg.MaxRequestBytes < 1 {
+		cfg.MaxRequestBytes = 512 << 20
+	}
+	cfg.MaxRequestBytes = max(cfg.MaxRequestBytes, cfg.MaxFileBytes+1<<20)
+	if cfg.SpoolBytes < 1 {
+		cfg.SpoolBytes = 1 << 30
+	}
+	if cfg.MinFreeBytes == 0 {
+		cfg.MinFreeBytes = 1 << 30
+	}
+	cfg.MinFreeBytes = max(cfg.MinFreeBytes, 0)
+	if cfg.MinBytesPerSecond == 0 {
+		cfg.MinBytesPerSecond = 16 << 10
+	}
+	if cfg.RateGrace <= 0 {
+		cfg.RateGrace = 10 * time.Second
 	}
 	if cfg.MaxJSONBytes < 1 {
 		cfg.MaxJSONBytes = 64 << 10
@@ -154,6 +200,7 @@ func New(cfg Config, d Deps) (*Server, error) {
 	s := &Server{
 		cfg: cfg, d: d, allowed: allowed, log: d.Logger,
 		uploads: make(chan struct{}, cfg.MaxConcurrentUploads),
+		perKey:  map[string]int{},
 		latency: prometheus.NewHistogramVec(prometheus.HistogramOpts{
 			Name:    "rag_http_request_duration_seconds",
 			Help:    "HTTP request latency by route, method and status code.",
@@ -168,6 +215,10 @@ func New(cfg Config, d Deps) (*Server, error) {
 		if d.Ready != nil {
 			d.Registry.MustRegister(d.Ready)
 		}
+		d.Registry.MustRegister(s.storageMetrics()...)
+	}
+	if d.Ready != nil {
+		d.Ready.AddCheck(Check{Name: DepStorage, Probe: s.StorageProbe})
 	}
 	s.routes()
 	return s, nil

@@ -61,6 +61,9 @@ type Models struct {
 	Embedding string `json:"embedding"`
 	Summary   string `json:"summary"`
 	Tagging   string `json:"tagging"`
+	// ChatAliases are other model names the OpenAI-compatible API accepts for the chat model
+	// (and lists); any other name is 404 model_not_found.
+	ChatAliases []string `json:"chatAliases,omitempty"`
 }
 
 // Limits bound every queue and call.
@@ -105,6 +108,21 @@ type Uploads struct {
 	MaxFileBytes       int64    `json:"maxFileBytes"`
 	MaxFilesPerRequest int      `json:"maxFilesPerRequest"`
 	AllowedTypes       []string `json:"allowedTypes"`
+	// MaxRequestBytes bounds one upload request's body (checked against Content-Length before
+	// reading); at least maxFileBytes.
+	MaxRequestBytes int64 `json:"maxRequestBytes,omitempty"`
+	// SpoolBytes bounds what all uploads in progress hold on the data volume; at least
+	// maxRequestBytes.
+	SpoolBytes int64 `json:"spoolBytes,omitempty"`
+	// MinFreeBytes: below this much free space on the data volume uploads are refused (507);
+	// 0: no threshold.
+	MinFreeBytes int64 `json:"minFreeBytes,omitempty"`
+	// MinBytesPerSecond is the slowest average rate an upload body may arrive at (after 10 s);
+	// 0: no minimum.
+	MinBytesPerSecond int64 `json:"minBytesPerSecond,omitempty"`
+	// MaxConcurrent bounds uploads received at once; MaxConcurrentPerKey those of one API key.
+	MaxConcurrent       int `json:"maxConcurrent,omitempty"`
+	MaxConcurrentPerKey int `json:"maxConcurrentPerKey,omitempty"`
 }
 
 // Auth says where API keys are read from.
@@ -139,10 +157,12 @@ func Default() Config {
 		Models:  Models{Chat: "qwen3:8b", Embedding: "nomic-embed-text", Summary: "qwen3:8b", Tagging: "qwen3:8b"},
 		Limits: Limits{EmbedConcurrency: 2, EmbedBatchSize: 32, MaxConcurrentProcessing: 3, JobWorkers: 3,
 			RagTimeout: "60s", WarmingMaxConcurrentQueries: 1, MaxQueuedDocuments: 10000},
-		Tokens:  Tokens{Context: 6000, History: 1500, System: 500, Response: 192, NumCtx: 8192},
-		Chunk:   Chunk{Size: 200, Overlap: 40},
-		Search:  Search{TopK: 8, ScoreThreshold: 0.3, MaxChunksPerDocument: 3, HNSWEf: 128},
-		Uploads: Uploads{MaxFileBytes: 100 << 20, MaxFilesPerRequest: 100, AllowedTypes: []string{"txt", "md", "html", "csv", "pdf", "docx"}},
+		Tokens: Tokens{Context: 6000, History: 1500, System: 500, Response: 192, NumCtx: 8192},
+		Chunk:  Chunk{Size: 200, Overlap: 40},
+		Search: Search{TopK: 8, ScoreThreshold: 0.3, MaxChunksPerDocument: 3, HNSWEf: 128},
+		Uploads: Uploads{MaxFileBytes: 100 << 20, MaxFilesPerRequest: 100, AllowedTypes: []string{"txt", "md", "html", "csv", "pdf", "docx"},
+			MaxRequestBytes: 512 << 20, SpoolBytes: 1 << 30, MinFreeBytes: 1 << 30, MinBytesPerSecond: 16 << 10,
+			MaxConcurrent: 16, MaxConcurrentPerKey: 4},
 	}
 }
 
@@ -252,6 +272,21 @@ func (c Config) Validate() error {
 		bad("uploads.maxFileBytes", "must be at least 1, got %d", c.Uploads.MaxFileBytes)
 	}
 	positive("uploads.maxFilesPerRequest", c.Uploads.MaxFilesPerRequest)
+	if u := c.Uploads; u.MaxRequestBytes != 0 && u.MaxRequestBytes < u.MaxFileBytes {
+		bad("uploads.maxRequestBytes", "must be at least uploads.maxFileBytes (%d), got %d", u.MaxFileBytes, u.MaxRequestBytes)
+	}
+	if u := c.Uploads; u.SpoolBytes != 0 && u.SpoolBytes < max(u.MaxRequestBytes, u.MaxFileBytes) {
+		bad("uploads.spoolBytes", "must be at least uploads.maxRequestBytes (%d), got %d", max(u.MaxRequestBytes, u.MaxFileBytes), u.SpoolBytes)
+	}
+	for _, f := range []struct {
+		name string
+		v    int64
+	}{{"uploads.minFreeBytes", c.Uploads.MinFreeBytes}, {"uploads.minBytesPerSecond", c.Uploads.MinBytesPerSecond},
+		{"uploads.maxConcurrent", int64(c.Uploads.MaxConcurrent)}, {"uploads.maxConcurrentPerKey", int64(c.Uploads.MaxConcurrentPerKey)}} {
+		if f.v < 0 {
+			bad(f.name, "must not be negative, got %d", f.v)
+		}
+	}
 	if len(c.Uploads.AllowedTypes) == 0 {
 		bad("uploads.allowedTypes", "must list at least one type")
 	}

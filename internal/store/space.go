@@ -1,0 +1,75 @@
+package store
+
+import (
+	"errors"
+	"io/fs"
+	"os"
+	"syscall"
+)
+
+// ErrReadOnlyVolume: the data volume cannot be written.
+var ErrReadOnlyVolume = errors.New("data volume is read-only")
+
+// Space is the data volume's state as the upload path needs it.
+type Space struct {
+	Free     uint64 // bytes available to this process
+	Total    uint64
+	ReadOnly bool // mounted read-only, or the store cannot create files under it
+}
+
+// Space reports the data volume's free space (statfs) and whether files can be created in
+// it: a file is created and removed in tmp/, which catches a read-only mount and permissions
+// alike.
+func (s *Store) Space() (Space, error) {
+	sp, err := statfs(s.dir)
+	if err != nil {
+		return Space{}, err
+	}
+	f, err := os.CreateTemp(s.tmp(), "probe-*")
+	if err != nil {
+		if IsReadOnly(err) {
+			sp.ReadOnly = true
+			return sp, nil
+		}
+		if IsNoSpace(err) {
+			sp.Free = 0
+			return sp, nil
+		}
+		return sp, err
+	}
+	f.Close()
+	os.Remove(f.Name())
+	return sp, nil
+}
+
+// IsNoSpace reports an error from a full volume (ENOSPC, EDQUOT) or a full SQLite database.
+func IsNoSpace(err error) bool {
+	if err == nil {
+		return false
+	}
+	if errors.Is(err, syscall.ENOSPC) || errors.Is(err, syscall.EDQUOT) {
+		return true
+	}
+	return sqliteCode(err) == 13 // SQLITE_FULL
+}
+
+// IsReadOnly reports an error from a read-only volume or directory (EROFS, EACCES, EPERM) or a
+// read-only SQLite database.
+func IsReadOnly(err error) bool {
+	if err == nil {
+		return false
+	}
+	if errors.Is(err, syscall.EROFS) || errors.Is(err, fs.ErrPermission) || errors.Is(err, ErrReadOnlyVolume) {
+		return true
+	}
+	return sqliteCode(err) == 8 // SQLITE_READONLY
+}
+
+// sqliteCode is the primary result code of a modernc.org/sqlite error, 0 for others.
+func sqliteCode(err error) int {
+	var c interface{ Code() int }
+	if errors.As(err, &c) {
+		return c.Code() & 0xff
+	}
+	return 0
+}

@@ -372,8 +372,13 @@ func TestEndToEnd(t *testing.T) {
 	var deps httpapi.DependenciesResponse
 	time.Sleep(time.Second)
 	request(t, "GET", srv.url+"/api/health/dependencies", nil, "", &deps)
-	if deps.Status != "ready" || len(deps.Dependencies) != 3 {
+	if deps.Status != "ready" || len(deps.Dependencies) < 3 {
 		t.Fatalf("dependencies %+v", deps)
+	}
+	for _, name := range []string{httpapi.DepOllama, httpapi.DepVector, httpapi.DepStore} {
+		if _, ok := deps.Dependencies[name]; !ok {
+			t.Fatalf("dependencies lack %s: %+v", name, deps)
+		}
 	}
 	for name, d := range deps.Dependencies {
 		if !d.OK {

@@ -43,7 +43,7 @@ func TestOllamaOutageKeepsTheAPI(t *testing.T) {
 	for _, c := range []struct{ path, body string }{
 		{"/api/chat", `{"question":"doc5_0 w1 w2 w3"}`},
 		{"/api/chat", `{"question":"doc5_0 w1 w2 w3","stream":true}`},
-		{"/v1/chat/completions", `{"model":"rag","messages":[{"role":"user","content":"doc5_0 w1"}]}`},
+		{"/v1/chat/completions", `{"model":"qwen3:8b","messages":[{"role":"user","content":"doc5_0 w1"}]}`}, // the configured chat model
 	} {
 		code, hdr, b := postJSON(t, srv.url+c.path, c.body)
 		if code != 503 || hdr.Get("Retry-After") == "" || !strings.Contains(string(b), "Ollama") {

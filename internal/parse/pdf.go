@@ -7,6 +7,7 @@ import (
 	"io"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/klippa-app/go-pdfium"
@@ -35,6 +36,9 @@ type pdfEngine struct {
 	mu   sync.Mutex
 	pool pdfium.Pool
 	err  error
+	// up mirrors pool != nil without the lock, which start holds for the whole compile:
+	// readiness (a metric, /metrics) must answer at once meanwhile.
+	up atomic.Bool
 }
 
 // pdfMemoryPages caps one instance's linear memory (64 KiB pages): 1 GiB.
@@ -76,14 +80,11 @@ func (e *pdfEngine) start(context.Context) error {
 		return e.err
 	}
 	e.pool = pool
+	e.up.Store(true)
 	return nil
 }
 
-func (e *pdfEngine) ready() bool {
-	e.mu.Lock()
-	defer e.mu.Unlock()
-	return e.pool != nil
-}
+func (e *pdfEngine) ready() bool { return e.up.Load() }
 
 func (e *pdfEngine) close() error {
 	e.mu.Lock()
@@ -93,6 +94,7 @@ func (e *pdfEngine) close() error {
 	}
 	err := e.pool.Close()
 	e.pool = nil
+	e.up.Store(false)
 	e.err = errors.New("pdf engine closed")
 	return err
 }

@@ -170,6 +170,9 @@ func TestUI(t *testing.T) {
 	if !strings.Contains(refusal, "tool.exe") || !strings.Contains(refusal, "type of file is not accepted") {
 		t.Fatalf("refusal not explained: %q", refusal)
 	}
+	// The list re-renders as statuses change: wait for it to settle on two rows, and fail if
+	// a third (the refused file) ever shows.
+	p.waitJS("two rows", `document.querySelectorAll('.docs .drows .drow').length == 2`, 15*time.Second)
 	if n := eval[int](p, `document.querySelectorAll('.docs .drows .drow').length`); n != 2 {
 		t.Fatalf("%d rows, want 2 (the refused file is not a document)", n)
 	}

@@ -27,6 +27,11 @@ import (
 	"github.com/ragstack/rag-operator/internal/testbed/qdrantdouble"
 )
 
+// backoffSettle bounds waits that may include a model Job's backoff: every Job pushes the next
+// attempt for its variant 10 s, then 20 s, … out (so a variant that keeps vanishing is not
+// re-created in a loop), and a status read from a lagging cache can still hold that time.
+const backoffSettle = 60 * time.Second
+
 // modelJobs lists the appliance's model-creation Jobs.
 func modelJobs(t *testing.T, ra *ragv1.RagAppliance) []batchv1.Job {
 	t.Helper()
@@ -220,7 +225,7 @@ func TestModelsAndCollectionThroughTheirAPIs(t *testing.T) {
 	if err := srv.Client().Delete(ctx, &api.DeleteRequest{Model: "nomic-embed-rag"}); err != nil {
 		t.Fatal(err)
 	}
-	eventually(t, settle, func() error {
+	eventually(t, backoffSettle, func() error {
 		_, _ = reconciler.Reconcile(ctx, ctrl.Request{NamespacedName: client.ObjectKeyFromObject(ra)})
 		jobs := modelJobs(t, ra)
 		if len(jobs) != 1 || jobs[0].Labels[variantLabel] != "nomic-embed-rag" {
@@ -257,7 +262,7 @@ func TestModelsAndCollectionThroughTheirAPIs(t *testing.T) {
 		t.Fatal(err)
 	}
 	var retried batchv1.Job
-	eventually(t, settle, func() error {
+	eventually(t, backoffSettle, func() error {
 		_, _ = reconciler.Reconcile(ctx, ctrl.Request{NamespacedName: client.ObjectKeyFromObject(ra)})
 		jobs := modelJobs(t, ra)
 		if len(jobs) != 1 || jobs[0].UID == changed.UID || jobOutcome(&jobs[0]) != "" {

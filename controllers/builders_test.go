@@ -273,7 +273,13 @@ func TestGoldenChildren(t *testing.T) {
 	if !bytes.Equal(got, render()) {
 		t.Fatal("two renders of the same spec differ")
 	}
-	golden := filepath.Join("testdata", "dgx-spark-children.golden.yaml")
+	checkGolden(t, "dgx-spark-children.golden.yaml", got)
+}
+
+// checkGolden compares got with testdata/<file>, or rewrites the file under -update.
+func checkGolden(t *testing.T, file string, got []byte) {
+	t.Helper()
+	golden := filepath.Join("testdata", file)
 	if *update {
 		if err := os.WriteFile(golden, got, 0o644); err != nil {
 			t.Fatal(err)
@@ -281,10 +287,10 @@ func TestGoldenChildren(t *testing.T) {
 	}
 	want, err := os.ReadFile(golden)
 	if err != nil {
-		t.Fatalf("%v (run go test ./controllers -run TestGoldenChildren -update)", err)
+		t.Fatalf("%v (run go test ./controllers -run %s -update)", err, t.Name())
 	}
 	if !bytes.Equal(got, want) {
-		t.Errorf("rendered children differ from %s; rerun with -update if intended", golden)
+		t.Errorf("rendered objects differ from %s; rerun with -update if intended", golden)
 	}
 }
 

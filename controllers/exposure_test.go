@@ -34,19 +34,7 @@ func TestExposureGolden(t *testing.T) {
 		}
 		got = append(append(got, "---\n"...), b...)
 	}
-	golden := filepath.Join("testdata", "dgx-spark-exposure.golden.yaml")
-	if *update {
-		if err := os.WriteFile(golden, got, 0o644); err != nil {
-			t.Fatal(err)
-		}
-	}
-	want, err := os.ReadFile(golden)
-	if err != nil {
-		t.Fatalf("%v (run with -update)", err)
-	}
-	if string(want) != string(got) {
-		t.Errorf("rendered Ingress/HTTPRoute differ from %s; rerun with -update if intended", golden)
-	}
+	checkGolden(t, "dgx-spark-exposure.golden.yaml", got)
 }
 
 // TestIngressAndGatewayRoute: a declared Ingress is applied and removed with the spec; an

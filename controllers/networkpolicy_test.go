@@ -1,9 +1,6 @@
 package controllers
 
 import (
-	"fmt"
-	"os"
-	"path/filepath"
 	"testing"
 
 	"github.com/mattfenwick/cyclonus/pkg/matcher"
@@ -126,18 +123,5 @@ func TestNetworkPoliciesGolden(t *testing.T) {
 		}
 		got = append(append(got, "---\n"...), b...)
 	}
-	golden := filepath.Join("testdata", "dgx-spark-networkpolicies.golden.yaml")
-	if *update {
-		if err := os.WriteFile(golden, got, 0o644); err != nil {
-			t.Fatal(err)
-		}
-	}
-	want, err := os.ReadFile(golden)
-	if err != nil {
-		t.Fatalf("%v (run with -update)", err)
-	}
-	if string(want) != string(got) {
-		t.Errorf("rendered NetworkPolicies differ from %s; rerun with -update if intended", golden)
-	}
-	_ = fmt.Sprint
+	checkGolden(t, "dgx-spark-networkpolicies.golden.yaml", got)
 }

@@ -243,7 +243,9 @@ func (r *RagApplianceReconciler) reconcileVariant(ctx context.Context, ra *ragv1
 				return variantState{status: st}, "", nil
 			}
 		}
-		if st.RetryAt != nil && now.Before(st.RetryAt.Time) {
+		// A Job that ended without the variant is kept until its retry time (below), so the
+		// wait here is only for a variant that vanished soon after a Job created it.
+		if prev.Ready && st.RetryAt != nil && now.Before(st.RetryAt.Time) {
 			st.Job = ""
 			st.LastError = orDefault(prev.LastError, "variant "+m.Name+" is missing from Ollama")
 			if !strings.Contains(st.LastError, "next attempt") {
@@ -261,7 +263,6 @@ func (r *RagApplianceReconciler) reconcileVariant(ctx context.Context, ra *ragv1
 			st.LastError = err.Error()
 			return variantState{status: st, failed: true}, job.Name, err
 		}
-		st.RetryAt = &metav1.Time{Time: now.Add(r.modelSyncBackoff(st.Attempts)).Truncate(time.Second)}
 		r.eventAbout(ra, job, corev1.EventTypeNormal, "ModelSyncStarted", "CreateJob", fmt.Sprintf("Creating variant %s from %s (Job %s, attempt %d)", m.Name, m.From, job.Name, st.Attempts))
 		return variantState{status: st, running: true}, job.Name, nil
 	case err != nil:
@@ -292,6 +293,8 @@ func (r *RagApplianceReconciler) reconcileVariant(ctx context.Context, ra *ragv1
 			return variantState{status: st, failed: true, backoff: true, retryIn: 5 * time.Second}, job.Name, nil
 		}
 		st.Ready, st.Digest, st.Parameters, st.Job = true, res.Digest, modelspec.Applied(res.Parameters), ""
+		// Should the variant vanish again soon, the next Job waits: no create/vanish loop.
+		st.RetryAt = &metav1.Time{Time: now.Add(r.modelSyncBackoff(st.Attempts)).Truncate(time.Second)}
 		r.eventAbout(ra, live, corev1.EventTypeNormal, ragv1.ReasonModelsCreated, "Verify", fmt.Sprintf("Variant %s created and verified (%s)", m.Name, res.Digest))
 		// Recorded: the finished Job is no longer needed.
 		if err := r.deleteJob(ctx, live); err != nil {

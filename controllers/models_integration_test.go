@@ -266,7 +266,9 @@ func TestModelsAndCollectionThroughTheirAPIs(t *testing.T) {
 		_, _ = reconciler.Reconcile(ctx, ctrl.Request{NamespacedName: client.ObjectKeyFromObject(ra)})
 		jobs := modelJobs(t, ra)
 		if len(jobs) != 1 || jobs[0].UID == changed.UID || jobOutcome(&jobs[0]) != "" {
-			return fmt.Errorf("want a fresh Job for nomic-embed-rag, have %d", len(jobs))
+			cur := &ragv1.RagAppliance{}
+			_ = k8s.Get(ctx, client.ObjectKeyFromObject(ra), cur)
+			return fmt.Errorf("want a fresh Job for nomic-embed-rag, have %d; status %+v", len(jobs), modelStatus(cur, "nomic-embed-rag"))
 		}
 		retried = jobs[0]
 		return nil

@@ -1058,7 +1058,7 @@ type ModelStatus struct {
 	Attempts int32 `json:"attempts,omitempty"`
 	// retryAt is the earliest time the next model-creation Job for this variant may start
 	// (exponential backoff after a Job that did not leave the variant ready, and after a
-	// recent creation, so a variant that keeps vanishing is not re-created in a loop).
+	// recent success, so a variant that keeps vanishing is not re-created in a loop).
 	// +optional
 	RetryAt *metav1.Time `json:"retryAt,omitempty"`
 	// specHash identifies the declared variant the state refers to.

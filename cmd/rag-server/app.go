@@ -55,6 +55,8 @@ type app struct {
 	answer *chat.Answerer
 	ready  *httpapi.Readiness
 	http   *http.Server
+	// metrics serves only /metrics and /healthz, without a key, on metricsListen (nil: none).
+	metrics *http.Server
 }
 
 func newApp(ctx context.Context, cfg serverconfig.Config, opts options, log *slog.Logger) (a *app, err error) {
@@ -190,6 +192,17 @@ func newApp(ctx context.Context, cfg serverconfig.Config, opts options, log *slo
 		MaxHeaderBytes: 64 << 10,
 		ErrorLog:       slog.NewLogLogger(log.Handler(), slog.LevelWarn),
 	}
+	if cfg.MetricsListen != "" {
+		a.metrics = &http.Server{
+			Handler:           srv.MetricsHandler(),
+			ReadHeaderTimeout: 10 * time.Second,
+			ReadTimeout:       30 * time.Second,
+			WriteTimeout:      30 * time.Second,
+			IdleTimeout:       2 * time.Minute,
+			MaxHeaderBytes:    16 << 10,
+			ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
+		}
+	}
 	return a, nil
 }
 
@@ -221,8 +234,9 @@ func qdrantOptions(cfg serverconfig.Config) (vector.QdrantOptions, error) {
 
 // serve runs everything until ctx ends, then shuts down in order: report not ready, stop
 // taking requests and finish those in flight, stop the workers (their documents go back to
-// the queue), close the stores.
-func (a *app) serve(ctx context.Context, ln net.Listener) error {
+// the queue), close the stores. metricsLn is the metrics listener (nil when metricsListen is
+// empty).
+func (a *app) serve(ctx context.Context, ln, metricsLn net.Listener) error {
 	defer a.close()
 	bg, stopBG := context.WithCancel(context.WithoutCancel(ctx))
 	defer stopBG()
@@ -247,9 +261,13 @@ func (a *app) serve(ctx context.Context, ln net.Listener) error {
 		a.pipe.Run(bg)
 	})
 
-	errc := make(chan error, 1)
+	errc := make(chan error, 2)
 	go func() { errc <- a.http.Serve(ln) }()
 	a.log.Info("RAG server listening", "addr", ln.Addr().String(), "dataDir", a.cfg.DataDir)
+	if a.metrics != nil && metricsLn != nil {
+		go func() { errc <- a.metrics.Serve(metricsLn) }()
+		a.log.Info("Metrics listening (no key needed)", "addr", metricsLn.Addr().String())
+	}
 
 	var serveErr error
 	select {
@@ -262,6 +280,9 @@ func (a *app) serve(ctx context.Context, ln net.Listener) error {
 	defer cancel()
 	if err := a.http.Shutdown(sctx); err != nil {
 		a.log.Warn("HTTP shutdown incomplete", "error", err)
+	}
+	if a.metrics != nil {
+		a.metrics.Shutdown(sctx)
 	}
 	stopBG()
 	pipeDone.Wait()

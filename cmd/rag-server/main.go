@@ -35,6 +35,7 @@ func run(ctx context.Context, args []string, stderr io.Writer) int {
 	configPath := fs.String("config", os.Getenv("RAG_CONFIG"), "config file (env RAG_CONFIG); when neither is given, "+systemConfig+
 		" if it exists, else every field takes its default (docs/rag-server-config.md)")
 	listen := fs.String("listen", os.Getenv("RAG_LISTEN"), "listen address, overriding the config's listen (env RAG_LISTEN)")
+	metricsListen := fs.String("metrics-listen", os.Getenv("RAG_METRICS_LISTEN"), "address serving only /metrics and /healthz without a key, overriding the config's metricsListen (env RAG_METRICS_LISTEN)")
 	dataDir := fs.String("data-dir", os.Getenv("RAG_DATA_DIR"), "data directory, overriding the config's dataDir (env RAG_DATA_DIR)")
 	ollamaURL := fs.String("ollama-url", os.Getenv("RAG_OLLAMA_URL"), "Ollama's URL, overriding the config's ollama.url (env RAG_OLLAMA_URL)")
 	keysFile := fs.String("keys-file", os.Getenv("RAG_KEYS_FILE"), "API keys file, overriding the config's auth.keysFile (env RAG_KEYS_FILE)")
@@ -62,7 +63,7 @@ func run(ctx context.Context, args []string, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "invalid config: %v\n", err)
 		return 2
 	}
-	for _, o := range []struct{ flag, dst *string }{{listen, &cfg.Listen}, {dataDir, &cfg.DataDir}, {ollamaURL, &cfg.Ollama.URL}, {keysFile, &cfg.Auth.KeysFile}} {
+	for _, o := range []struct{ flag, dst *string }{{listen, &cfg.Listen}, {metricsListen, &cfg.MetricsListen}, {dataDir, &cfg.DataDir}, {ollamaURL, &cfg.Ollama.URL}, {keysFile, &cfg.Auth.KeysFile}} {
 		if *o.flag != "" {
 			*o.dst = *o.flag
 		}
@@ -109,7 +110,16 @@ func run(ctx context.Context, args []string, stderr io.Writer) int {
 		log.Error("Failed to listen", "addr", cfg.Listen, "error", err)
 		return 1
 	}
-	if err := a.serve(ctx, ln); err != nil {
+	var metricsLn net.Listener
+	if cfg.MetricsListen != "" {
+		if metricsLn, err = net.Listen("tcp", cfg.MetricsListen); err != nil {
+			ln.Close()
+			a.close()
+			log.Error("Failed to listen for metrics", "addr", cfg.MetricsListen, "error", err)
+			return 1
+		}
+	}
+	if err := a.serve(ctx, ln, metricsLn); err != nil {
 		log.Error("Server failed", "error", err)
 		return 1
 	}

@@ -77,10 +77,12 @@ func TestConfigRefusedNamingTheField(t *testing.T) {
 
 // server is an in-process rag-server on a loopback port.
 type server struct {
-	url    string
-	app    *app
-	cancel context.CancelFunc
-	done   chan error
+	url string
+	// metricsURL is the metrics listener (metricsListen): /metrics without a key.
+	metricsURL string
+	app        *app
+	cancel     context.CancelFunc
+	done       chan error
 }
 
 const adminToken = "e2e-admin-token-0123456789"
@@ -88,6 +90,7 @@ const adminToken = "e2e-admin-token-0123456789"
 func startServer(t *testing.T, cfg serverconfig.Config, keysFile string, enrich bool) *server {
 	t.Helper()
 	cfg.Auth.KeysFile = keysFile
+	cfg.MetricsListen = "127.0.0.1:0"
 	log := slog.New(slog.NewTextHandler(io.Discard, nil))
 	if testing.Verbose() {
 		log = slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
@@ -102,8 +105,12 @@ func startServer(t *testing.T, cfg serverconfig.Config, keysFile string, enrich 
 	if err != nil {
 		t.Fatal(err)
 	}
-	s := &server{url: "http://" + ln.Addr().String(), app: a, cancel: cancel, done: make(chan error, 1)}
-	go func() { s.done <- a.serve(ctx, ln) }()
+	mln, err := net.Listen("tcp", cfg.MetricsListen)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := &server{url: "http://" + ln.Addr().String(), metricsURL: "http://" + mln.Addr().String(), app: a, cancel: cancel, done: make(chan error, 1)}
+	go func() { s.done <- a.serve(ctx, ln, mln) }()
 	return s
 }
 

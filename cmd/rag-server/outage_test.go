@@ -79,7 +79,7 @@ func TestOllamaOutageKeepsTheAPI(t *testing.T) {
 	if code := request(t, "DELETE", srv.url+"/api/sessions/"+ss.ID, nil, "", nil); code != 204 {
 		t.Fatalf("delete session %d", code)
 	}
-	if m := getBody(t, srv.url+"/metrics"); !strings.Contains(m, `rag_dependency_up{dependency="ollama"} 0`) || !strings.Contains(m, "rag_server_ready 1") {
+	if m := getBody(t, srv.metricsURL+"/metrics"); !strings.Contains(m, `rag_dependency_up{dependency="ollama"} 0`) || !strings.Contains(m, "rag_server_ready 1") {
 		t.Fatalf("metrics with Ollama stopped lack the dependency state")
 	}
 	for _, d := range listAll(t, srv.url) {

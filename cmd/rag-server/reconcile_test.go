@@ -84,7 +84,7 @@ func TestStartupSweepsUnknownPoints(t *testing.T) {
 			// /metrics can take a while on a busy machine: it waits for the PDF engine's compile.
 			deadline = time.Now().Add(3 * time.Minute)
 			for {
-				m := getBody(t, srv.url+"/metrics")
+				m := getBody(t, srv.metricsURL+"/metrics")
 				if strings.Contains(m, "rag_reconcile_done 1") {
 					if !strings.Contains(m, `rag_reconcile_documents_total{action="swept"} 2`) ||
 						!strings.Contains(m, "rag_reconcile_swept_points_total 5") ||

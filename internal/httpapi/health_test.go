@@ -139,7 +139,7 @@ func TestDependencyDownRefusesOnlyQuestions(t *testing.T) {
 	if resp, _ := h.do("DELETE", "/api/sessions/"+ss.ID, hrTok, "", nil); resp.StatusCode != 204 {
 		t.Fatalf("delete session %d", resp.StatusCode)
 	}
-	_, m := h.do("GET", "/metrics", "", "", nil)
+	_, m := h.do("GET", "/metrics", adminTok, "", nil)
 	for _, want := range []string{`rag_chat_answers_total{api="chat",outcome="unavailable"} 3`, `rag_chat_answers_total{api="openai",outcome="unavailable"} 1`,
 		`rag_dependency_up{dependency="ollama"} 0`, `rag_dependency_up{dependency="vector"} 1`} {
 		if !strings.Contains(string(m), want) {

@@ -510,7 +510,7 @@ func TestHealthReadyMetrics(t *testing.T) {
 		t.Fatalf("user key sees %+v", ol)
 	}
 	metrics := func() string {
-		_, b := h.do("GET", "/metrics", "", "", nil)
+		_, b := h.do("GET", "/metrics", adminTok, "", nil)
 		return string(b)
 	}
 	for _, want := range []string{`rag_dependency_up{dependency="ollama"} 0`, `rag_dependency_up{dependency="store"} 1`, "rag_server_ready 1",

@@ -1,6 +1,6 @@
 // Package httpapi is the RAG server's HTTP interface: the document, chat and session APIs and
-// the OpenAI-compatible /v1 routes behind bearer-key auth, and the open /healthz, /readyz and
-// /metrics.
+// the OpenAI-compatible /v1 routes behind bearer-key auth, the open /healthz and /readyz, and
+// /metrics for admin keys (MetricsHandler serves it without a key on a separate listener).
 //
 // Status codes: 202 accepted upload (per-file results); 400 bad form, query or JSON; 401 no or
 // bad key; 403 the key's role or tags do not allow it; 404 no such document or session (or not
@@ -228,10 +228,19 @@ func (s *Server) routes() {
 	m := http.NewServeMux()
 	m.HandleFunc("GET /healthz", s.healthz)
 	m.HandleFunc("GET /readyz", s.readyz)
-	if s.d.Registry != nil {
-		m.Handle("GET /metrics", promhttp.HandlerFor(s.d.Registry, promhttp.HandlerOpts{Timeout: 10 * time.Second}))
-	}
 	api := func(pattern string, h http.HandlerFunc) { m.Handle(pattern, auth.Middleware(s.d.Auth, h)) }
+	if s.d.Registry != nil {
+		// The series name the stack's parts and count documents per status: not for anyone who
+		// can reach the API port. Prometheus scrapes the separate metrics listener instead.
+		metrics := s.metricsHandler()
+		api("GET /metrics", func(w http.ResponseWriter, r *http.Request) {
+			if !principal(r).IsAdmin() {
+				writeError(w, http.StatusForbidden, "only an admin key may read the metrics (Prometheus scrapes the metrics port, metricsListen)")
+				return
+			}
+			metrics.ServeHTTP(w, r)
+		})
+	}
 	api("POST /api/documents", s.upload)
 	api("GET /api/documents", s.list)
 	api("GET /api/documents/{id}", s.get)
@@ -256,6 +265,29 @@ func (s *Server) routes() {
 	}
 	s.consoleRoutes(m, api)
 	s.mux = m
+}
+
+func (s *Server) metricsHandler() http.Handler {
+	return promhttp.HandlerFor(s.d.Registry, promhttp.HandlerOpts{Timeout: 10 * time.Second})
+}
+
+// MetricsHandler serves GET /metrics and GET /healthz without a key, and nothing else: the
+// separate metrics listener (metricsListen), which only Prometheus is meant to reach (a
+// NetworkPolicy can then open that port alone to it).
+func (s *Server) MetricsHandler() http.Handler {
+	m := http.NewServeMux()
+	m.HandleFunc("GET /healthz", s.healthz)
+	if s.d.Registry != nil {
+		m.Handle("GET /metrics", s.metricsHandler())
+	}
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		securityHeaders(w.Header())
+		if _, pattern := m.Handler(r); pattern == "" {
+			m.ServeHTTP(&routeErrorWriter{ResponseWriter: w, r: r}, r)
+			return
+		}
+		m.ServeHTTP(w, r)
+	})
 }
 
 // Handler is the whole API with panic recovery and latency metrics.

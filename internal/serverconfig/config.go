@@ -16,17 +16,20 @@ import (
 
 // Config is the whole file. Durations are Go duration strings.
 type Config struct {
-	Listen  string  `json:"listen"`
-	DataDir string  `json:"dataDir"`
-	Ollama  Ollama  `json:"ollama"`
-	Qdrant  Qdrant  `json:"qdrant"`
-	Models  Models  `json:"models"`
-	Limits  Limits  `json:"limits"`
-	Tokens  Tokens  `json:"tokens"`
-	Chunk   Chunk   `json:"chunking"`
-	Search  Search  `json:"search"`
-	Uploads Uploads `json:"uploads"`
-	Auth    Auth    `json:"auth"`
+	Listen string `json:"listen"`
+	// MetricsListen is a second address serving only /metrics (and /healthz) without an API
+	// key, for Prometheus (e.g. ":9090"); empty: none, and /metrics on Listen needs an admin key.
+	MetricsListen string  `json:"metricsListen,omitempty"`
+	DataDir       string  `json:"dataDir"`
+	Ollama        Ollama  `json:"ollama"`
+	Qdrant        Qdrant  `json:"qdrant"`
+	Models        Models  `json:"models"`
+	Limits        Limits  `json:"limits"`
+	Tokens        Tokens  `json:"tokens"`
+	Chunk         Chunk   `json:"chunking"`
+	Search        Search  `json:"search"`
+	Uploads       Uploads `json:"uploads"`
+	Auth          Auth    `json:"auth"`
 }
 
 // Ollama is where the models are served. Ollama's slot count (OLLAMA_NUM_PARALLEL) is not
@@ -219,6 +222,13 @@ func (c Config) Validate() error {
 	}
 	if c.Listen == "" {
 		bad("listen", "must be set (e.g. :8080)")
+	}
+	if c.MetricsListen != "" {
+		if _, port, err := net.SplitHostPort(c.MetricsListen); err != nil || port == "" {
+			bad("metricsListen", "must be host:port or :port (e.g. :9090), or empty for none, got %q", c.MetricsListen)
+		} else if c.MetricsListen == c.Listen && port != "0" {
+			bad("metricsListen", "must differ from listen (%q): the API port needs a key for /metrics", c.Listen)
+		}
 	}
 	if c.DataDir == "" {
 		bad("dataDir", "must be set")

@@ -60,3 +60,23 @@ func TestDecodeOverDefaults(t *testing.T) {
 		t.Fatalf("Parse of a partial file: %v", err)
 	}
 }
+
+func TestMetricsListen(t *testing.T) {
+	c := Default()
+	c.Listen, c.MetricsListen = ":8080", ":9090"
+	if err := c.Validate(); err != nil {
+		t.Fatalf("metricsListen :9090 refused: %v", err)
+	}
+	if !strings.Contains(string(c.Marshal()), `"metricsListen": ":9090"`) {
+		t.Fatalf("the key the operator renders is not metricsListen: %s", c.Marshal())
+	}
+	for _, bad := range []string{":8080", "9090", "host"} {
+		c.MetricsListen = bad
+		if err := c.Validate(); err == nil || !strings.Contains(err.Error(), "metricsListen") {
+			t.Errorf("metricsListen %q: %v", bad, err)
+		}
+	}
+	if strings.Contains(string(Default().Marshal()), "metricsListen") {
+		t.Error("the default (no metrics listener) should leave the key out")
+	}
+}

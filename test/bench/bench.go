@@ -317,7 +317,7 @@ func runStrategy(ctx context.Context, cfg config, strat string, np int, bin, dir
 		}
 		// A running server has compiled its PDF engine long ago (once per data volume); the
 		// ingest starts after this fresh one has too, so that compile is not charged to it.
-		if waited, err := waitPDFEngine(ctx, srv.URL, 3*time.Minute); err != nil {
+		if waited, err := waitPDFEngine(ctx, srv.MetricsURL, 3*time.Minute); err != nil {
 			r.Notes = append(r.Notes, "PDF engine: "+err.Error())
 		} else if waited > 0 {
 			logf(cfg, "  (%s: waited %.1f s for the server's PDF engine to compile)", strat, waited.Seconds())

@@ -287,7 +287,7 @@ func (s *serverTarget) begin(ctx context.Context, t0 time.Time) {
 func (s *serverTarget) poll(ctx context.Context) (progressSample, bool, error) {
 	cctx, cancel := context.WithTimeout(ctx, 5*time.Second)
 	defer cancel()
-	m, err := scrape(cctx, s.client, s.srv.URL)
+	m, err := scrape(cctx, s.client, s.srv.MetricsURL)
 	if err != nil {
 		return progressSample{}, false, err
 	}
@@ -332,7 +332,7 @@ func (s *serverTarget) finish(ctx context.Context, r *phaseResult) {
 	}
 	maps.Copy(r.Failures, errs)
 	r.DocsReady, r.DocsFailed = counts["ready"], counts["failed"]
-	if m, err := scrape(cctx, s.client, s.srv.URL); err == nil {
+	if m, err := scrape(cctx, s.client, s.srv.MetricsURL); err == nil {
 		r.EmbedCalls = int64(m.sum("rag_llm_ollama_request_duration_seconds_count", `op="embed"`))
 		r.Chunks = int(m.sum("rag_ingest_chunks_embedded_total"))
 		r.Enriched = int(m.sum("rag_enrich_documents_total", `outcome="done"`))

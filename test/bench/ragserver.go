@@ -77,10 +77,13 @@ const collectionName = "documents"
 
 // serverProc is a running rag-server.
 type serverProc struct {
-	URL     string
-	cmd     *exec.Cmd
-	done    chan struct{}
-	logPath string
+	URL string
+	// MetricsURL is the metrics listener (--metrics-listen), where Prometheus scrapes without a
+	// key, as in the cluster.
+	MetricsURL string
+	cmd        *exec.Cmd
+	done       chan struct{}
+	logPath    string
 }
 
 func startServer(ctx context.Context, bin, dir string, cfg serverconfig.Config, enrich bool, logLevel string, cpuProfile bool) (*serverProc, error) {
@@ -92,14 +95,18 @@ func startServer(ctx context.Context, bin, dir string, cfg serverconfig.Config, 
 	if err != nil {
 		return nil, err
 	}
-	s := &serverProc{URL: "http://" + addr, done: make(chan struct{}), logPath: filepath.Join(dir, "rag-server.log")}
+	maddr, err := freeAddr()
+	if err != nil {
+		return nil, err
+	}
+	s := &serverProc{URL: "http://" + addr, MetricsURL: "http://" + maddr, done: make(chan struct{}), logPath: filepath.Join(dir, "rag-server.log")}
 	logf, err := os.Create(s.logPath)
 	if err != nil {
 		return nil, err
 	}
 	defer logf.Close()
 	s.cmd = exec.Command(bin, "--config", cfgPath, "--insecure-no-auth", "--enrich="+strconv.FormatBool(enrich),
-		"--listen", addr, "--data-dir", cfg.DataDir, "--log-level", cmp.Or(logLevel, "warn"))
+		"--listen", addr, "--metrics-listen", maddr, "--data-dir", cfg.DataDir, "--log-level", cmp.Or(logLevel, "warn"))
 	if cpuProfile {
 		s.cmd.Args = append(s.cmd.Args, "--cpu-profile", filepath.Join(dir, "cpu.pprof"))
 	}
@@ -275,7 +282,8 @@ func uploadOne(ctx context.Context, c *http.Client, base string, d document) (st
 	}
 }
 
-// metrics is a scrape of the server's /metrics: sample name (with labels) → value.
+// metrics is a scrape of the server's /metrics (base: its metrics listener): sample name (with
+// labels) → value.
 type metrics map[string]float64
 
 func scrape(ctx context.Context, c *http.Client, base string) (metrics, error) {

@@ -8,9 +8,12 @@ import (
 	"io"
 	"mime/multipart"
 	"net/http"
+	"net/http/httptest"
+	"os"
 	"strings"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"testing"
 	"time"
 
@@ -259,4 +262,32 @@ func TestSlowClientsCannotStarveUploads(t *testing.T) {
 		t.Fatalf("bob after his slow uploads were cut off: %d", code)
 	}
 	h.assertNoState(2)
+}
+
+// A write refused by a full or read-only data volume, on any route (tags, reprocess, sessions,
+// deletes), is 507 with a sentence and Retry-After, never "500 internal error" and never a path.
+func TestStorageErrorsAre507(t *testing.T) {
+	h := newHarness(t)
+	srv := h.server()
+	for _, tc := range []struct {
+		err  error
+		want string
+	}{
+		{fmt.Errorf("store: %w", &os.PathError{Op: "open", Path: "/var/lib/rag/rag.db-journal", Err: syscall.EROFS}), "read-only"},
+		{fmt.Errorf("store: %w", &os.PathError{Op: "write", Path: "/var/lib/rag/rag.db-wal", Err: syscall.ENOSPC}), "full"},
+		{fmt.Errorf("store: %w", &os.PathError{Op: "open", Path: "/var/lib/rag/tmp/x", Err: syscall.EACCES}), "read-only"},
+	} {
+		rec := httptest.NewRecorder()
+		srv.internal(rec, tc.err)
+		if rec.Code != http.StatusInsufficientStorage || rec.Header().Get("Retry-After") == "" ||
+			!strings.Contains(rec.Body.String(), tc.want) || strings.Contains(rec.Body.String(), "/var/lib") {
+			t.Errorf("%v: %d %q", tc.err, rec.Code, rec.Body.String())
+		}
+	}
+	for _, err := range []error{fmt.Errorf("delete points: %w", &os.PathError{Op: "write", Path: "/var/lib/rag/vectors/d.wal", Err: syscall.ENOSPC}),
+		fmt.Errorf("delete points: rpc error: code = Unavailable desc = dial tcp 10.0.0.9:6334: connection refused")} {
+		if s := deleteSentence(err); strings.Contains(s, "/var/lib") || strings.Contains(s, "10.0.0.9") {
+			t.Errorf("delete in progress says %q", s)
+		}
+	}
 }

@@ -401,7 +401,14 @@ func (s *Server) visible(w http.ResponseWriter, r *http.Request) (store.Document
 	return d, true
 }
 
+// internal answers an error the caller did not cause: 507 when the data volume is full or
+// read-only (a state the operator can fix, reported as the storage dependency), else 500. The
+// message names no path; the log has the details.
 func (s *Server) internal(w http.ResponseWriter, err error) {
+	if store.IsNoSpace(err) || store.IsReadOnly(err) || errors.Is(err, errLowSpace) {
+		s.storeFailed(w, err)
+		return
+	}
 	s.log.Error("Request failed", "error", err)
 	writeError(w, http.StatusInternalServerError, "internal error")
 }
@@ -469,9 +476,14 @@ func (s *Server) delete(w http.ResponseWriter, r *http.Request) {
 	case errors.Is(err, store.ErrNotFound):
 		writeError(w, http.StatusNotFound, "document not found")
 	default:
-		// The document stays "deleting"; maintenance finishes it when the vector store is back.
+		// Marked deleting but not finished (the vector store down, the volume full or
+		// read-only): maintenance finishes it. Not even marked: nothing changed, say why.
+		if cur, gerr := s.d.Store.Get(r.Context(), d.ID); gerr != nil || cur.Status != store.Deleting {
+			s.internal(w, err)
+			return
+		}
 		s.log.Warn("Delete not finished, will retry", "document", d.ID, "error", err)
-		writeJSON(w, http.StatusAccepted, map[string]any{"id": d.ID, "status": store.Deleting, "error": err.Error()})
+		writeJSON(w, http.StatusAccepted, map[string]any{"id": d.ID, "status": store.Deleting, "error": deleteSentence(err)})
 	}
 }
 

@@ -40,6 +40,8 @@ func (s *Server) StorageProbe(context.Context) error {
 		return errors.New("the data volume's free space cannot be read")
 	case sp.ReadOnly:
 		return errors.New("the data volume is read-only")
+	case sp.Free == 0:
+		return errors.New("the data volume is full")
 	case sp.Free < uint64(s.cfg.MinFreeBytes):
 		return fmt.Errorf("the data volume has %d bytes free, below the threshold of %d (uploads.minFreeBytes)", sp.Free, s.cfg.MinFreeBytes)
 	}
@@ -90,8 +92,20 @@ func (s *Server) storeFailed(w http.ResponseWriter, err error) {
 		s.log.Error("Data volume is full", "error", err)
 		s.insufficientStorage(w, false)
 	default:
-		s.internal(w, err)
+		s.log.Error("Request failed", "error", err)
+		writeError(w, http.StatusInternalServerError, "internal error")
 	}
+}
+
+// deleteSentence says why a delete is still in progress, without addresses or paths.
+func deleteSentence(err error) string {
+	switch {
+	case store.IsReadOnly(err):
+		return "the document is being deleted: the server's data volume is read-only, and the delete finishes by itself once it is writable again"
+	case store.IsNoSpace(err):
+		return "the document is being deleted: the server's data volume is full, and the delete finishes by itself once space is freed"
+	}
+	return "the document is being deleted: the vector store did not answer, and the delete finishes by itself once it is back"
 }
 
 // uploadSlot takes one of the global upload slots and one of the caller's (per API key; per

@@ -16,6 +16,7 @@ import (
 	"google.golang.org/grpc/status"
 
 	"github.com/ragstack/rag-operator/internal/llm"
+	"github.com/ragstack/rag-operator/internal/store"
 )
 
 // An outage is not the document's fault. An error from Ollama or the vector store that means
@@ -30,6 +31,8 @@ import (
 const (
 	DepOllama = "ollama"
 	DepVector = "vector"
+	// DepStorage is the data volume: the database, originals, the embedded vector store.
+	DepStorage = "storage"
 )
 
 // Why a dependency could not do its part.
@@ -40,11 +43,14 @@ const (
 	ReasonServerError       = "server_error"       // another 5xx
 	ReasonModelMissing      = "model_missing"      // Ollama lacks a configured model (404)
 	ReasonCollectionMissing = "collection_missing" // the vector store lacks the collection (NotFound)
+	ReasonFull              = "full"               // the data volume (or database) is full: ENOSPC, EDQUOT, SQLITE_FULL
+	ReasonReadOnly          = "read_only"          // the data volume cannot be written: EROFS, EACCES, SQLITE_READONLY
+	ReasonStoreError        = "store_error"        // another error of the database (a claim that failed)
 )
 
 // DependencyError says a job could not finish because a dependency is unavailable.
 type DependencyError struct {
-	Dependency string // DepOllama or DepVector
+	Dependency string // DepOllama, DepVector or DepStorage
 	Reason     string // one of the Reason constants
 	Err        error
 }
@@ -65,6 +71,11 @@ func dependencyErr(dep string, err error) error {
 	if errors.As(err, &de) {
 		return err
 	}
+	// A full or read-only data volume, wherever it surfaced (the embedded vector store writes
+	// its log there, the originals are read from it), is the volume's outage.
+	if reason := storageReason(err); reason != "" {
+		return &DependencyError{Dependency: DepStorage, Reason: reason, Err: err}
+	}
 	if reason := unavailable(dep, err); reason != "" {
 		return &DependencyError{Dependency: dep, Reason: reason, Err: err}
 	}
@@ -75,7 +86,21 @@ func dependencyErr(dep string, err error) error {
 // than that the document is at fault.
 func Transient(err error) bool {
 	var de *DependencyError
-	return errors.As(err, &de) || unavailable(DepOllama, err) != "" || unavailable(DepVector, err) != ""
+	return errors.As(err, &de) || storageReason(err) != "" || unavailable(DepOllama, err) != "" || unavailable(DepVector, err) != ""
+}
+
+// storageReason classifies an error from the data volume: ReasonFull, ReasonReadOnly, or ""
+// when it is neither.
+func storageReason(err error) string {
+	switch {
+	case err == nil:
+		return ""
+	case store.IsNoSpace(err):
+		return ReasonFull
+	case store.IsReadOnly(err):
+		return ReasonReadOnly
+	}
+	return ""
 }
 
 // unavailable classifies an error from dep: "" when it is not an outage.
@@ -121,12 +146,19 @@ func unavailable(dep string, err error) string {
 		errors.Is(err, io.ErrUnexpectedEOF) {
 		return ReasonUnreachable
 	}
-	var ne net.Error
-	if errors.As(err, &ne) { // context.DeadlineExceeded is one too: a call's own timeout
-		if ne.Timeout() {
-			return ReasonTimeout
+	// A network error (context.DeadlineExceeded is one too: a call's own timeout). A bare
+	// syscall.Errno also has the methods of net.Error, but one from a file (ENOENT opening an
+	// original) says nothing about a network: only errors of the net package count.
+	for e := err; e != nil; e = errors.Unwrap(e) {
+		if _, errno := e.(syscall.Errno); errno {
+			break
 		}
-		return ReasonUnreachable
+		if ne, ok := e.(net.Error); ok {
+			if ne.Timeout() {
+				return ReasonTimeout
+			}
+			return ReasonUnreachable
+		}
 	}
 	if errors.Is(err, context.DeadlineExceeded) {
 		return ReasonTimeout
@@ -177,6 +209,18 @@ func (b *backoff) ok() []string {
 			was = append(was, d)
 		}
 		b.blocked[d] = false
+	}
+	return was
+}
+
+// clear records that dep works again (a write to the store succeeded) without resetting the
+// wait, which other dependencies may still need; it reports whether dep was blocked.
+func (b *backoff) clear(dep string) bool {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	was := b.blocked[dep]
+	if was {
+		b.blocked[dep] = false
 	}
 	return was
 }

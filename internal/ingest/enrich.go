@@ -28,10 +28,14 @@ const (
 func (p *Pipeline) enrichWorker(ctx context.Context) {
 	for p.enrichWait.waitOut(ctx) {
 		d, ok, err := p.st.ClaimEnrich(ctx)
-		if err != nil || !ok {
-			if err != nil && ctx.Err() == nil {
-				p.log.Error("Failed to claim an enrichment job", "error", err)
+		if err != nil {
+			if ctx.Err() == nil {
+				p.storageFailed(jobEnrich, p.enrichWait, "claim an enrichment job", "", err)
 			}
+			continue
+		}
+		p.storageWorks(jobEnrich, p.enrichWait)
+		if !ok {
 			p.sleep(ctx, p.enrichWake)
 			continue
 		}
@@ -44,7 +48,9 @@ func (p *Pipeline) enrichWorker(ctx context.Context) {
 		case ctx.Err() != nil:
 			p.st.ReleaseEnrich(cctx, d.ID, d.Generation)
 		case err != nil && !ownDeadline && errors.As(err, new(*DependencyError)):
-			if rerr := p.st.ReleaseEnrich(cctx, d.ID, d.Generation); rerr != nil {
+			if rerr := p.retryStore(cctx, ctx, jobEnrich, p.enrichWait, "put an enrichment back in the queue", d.ID, func(ctx context.Context) error {
+				return p.st.ReleaseEnrich(ctx, d.ID, d.Generation)
+			}); rerr != nil {
 				p.log.Error("Failed to put an enrichment back in the queue", "document", d.ID, "error", rerr)
 			}
 			p.m.enrich.WithLabelValues("deferred").Inc()
@@ -53,7 +59,11 @@ func (p *Pipeline) enrichWorker(ctx context.Context) {
 			if ownDeadline {
 				err = fmt.Errorf("summary and tags took longer than %s: %w", p.cfg.EnrichTimeout, err)
 			}
-			if ferr := p.st.FinishEnrich(cctx, d.ID, d.Generation, summary, tags, err); ferr != nil {
+			// Retried while the volume cannot be written: an enrichment left "running" would
+			// wait for the next restart.
+			if ferr := p.retryStore(cctx, ctx, jobEnrich, p.enrichWait, "record enrichment", d.ID, func(ctx context.Context) error {
+				return p.st.FinishEnrich(ctx, d.ID, d.Generation, summary, tags, err)
+			}); ferr != nil {
 				p.log.Error("Failed to record enrichment", "document", d.ID, "error", ferr)
 			}
 			if err != nil {

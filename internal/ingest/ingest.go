@@ -9,6 +9,7 @@
 package ingest
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -194,11 +195,13 @@ func (p *Pipeline) worker(ctx context.Context) {
 		d, j, ok, err := p.claim(ctx)
 		if err != nil {
 			if ctx.Err() == nil {
-				p.log.Error("Failed to claim a document", "error", err)
+				// The claim is a write: a full or read-only volume stops every worker alike, so
+				// they pause together and the volume is reported, instead of each polling.
+				p.storageFailed(jobDocument, p.docWait, "claim a document", "", err)
 			}
-			p.sleep(ctx, p.wake)
 			continue
 		}
+		p.storageWorks(jobDocument, p.docWait)
 		if !ok {
 			p.sleep(ctx, p.wake)
 			continue
@@ -243,15 +246,17 @@ func (p *Pipeline) process(ctx context.Context, d store.Document, j *job) {
 	defer ccancel()
 	switch {
 	case err == nil:
-		p.recovered(jobDocument, p.docWait)
 		var ok bool
-		ferr := p.retryStore(cctx, j, "record a processed document", d.ID, func(ctx context.Context) (err error) {
+		ferr := p.retryStore(cctx, j.ctx, jobDocument, p.docWait, "record a processed document", d.ID, func(ctx context.Context) (err error) {
 			ok, err = p.st.Finish(ctx, d.ID, d.Generation, out)
 			return err
 		})
 		if ferr != nil {
 			p.log.Error("Failed to record a processed document", "document", d.ID, "error", ferr)
-		} else if ok {
+			break
+		}
+		p.recovered(jobDocument, p.docWait)
+		if ok {
 			p.m.docs.WithLabelValues("ready").Inc()
 			p.m.duration.Observe(time.Since(start).Seconds())
 			p.log.Info("Document ready", "document", d.ID, "name", d.Name, "chunks", out.Chunks, "seconds", time.Since(start).Seconds())
@@ -267,10 +272,10 @@ func (p *Pipeline) process(ctx context.Context, d store.Document, j *job) {
 			p.log.Error("Failed to release a document", "document", d.ID, "error", rerr)
 		}
 	case jctx.Err() == nil && errors.As(err, new(*DependencyError)):
-		// Ollama or the vector store is down, overloaded or lacks a configured model: not the
-		// document's fault. It goes back to the head of the queue, pending (its points are
+		// Ollama or the vector store is down, overloaded or lacks a configured model, or the data
+		// volume is full or read-only: not the document's fault. It goes back to the head of the queue, pending (its points are
 		// overwritten by the retry, same ids), and the workers pause.
-		if rerr := p.retryStore(cctx, j, "release a document", d.ID, func(ctx context.Context) error {
+		if rerr := p.retryStore(cctx, j.ctx, jobDocument, p.docWait, "release a document", d.ID, func(ctx context.Context) error {
 			return p.st.Release(ctx, d.ID, d.Generation)
 		}); rerr != nil {
 			p.log.Error("Failed to release a document", "document", d.ID, "error", rerr)
@@ -285,7 +290,7 @@ func (p *Pipeline) process(ctx context.Context, d store.Document, j *job) {
 		if derr := p.vec.DeleteDocument(cctx, d.ID, -1); derr != nil {
 			p.log.Error("Failed to remove a failed document's points", "document", d.ID, "error", derr)
 		}
-		if ferr := p.retryStore(cctx, j, "record a failed document", d.ID, func(ctx context.Context) error {
+		if ferr := p.retryStore(cctx, j.ctx, jobDocument, p.docWait, "record a failed document", d.ID, func(ctx context.Context) error {
 			_, err := p.st.Finish(ctx, d.ID, d.Generation, store.Outcome{Err: err, UsedTags: d.Tags})
 			return err
 		}); ferr != nil {
@@ -297,25 +302,48 @@ func (p *Pipeline) process(ctx context.Context, d store.Document, j *job) {
 }
 
 // retryStore repeats a write to the store that records a job's end until it succeeds: with the
-// data volume full or read-only the write fails, and a document left "processing" with no
-// worker would be stuck until the next restart. The first try has the cleanup context; later
-// ones, a backoff apart, each get their own bound, for as long as the job owns the document
-// (a delete, a reprocess or shutdown ends that: the new owner, or Open after a restart, takes
-// the document from there).
-func (p *Pipeline) retryStore(cctx context.Context, j *job, what, id string, fn func(context.Context) error) error {
+// data volume full or read-only the write fails, and a document left "processing" (or an
+// enrichment left "running") with no worker would be stuck until the next restart. The first
+// try has the cleanup context; later ones, a backoff apart, each get their own bound, for as
+// long as owner lasts: for a document, while the job owns it (a delete, a reprocess or
+// shutdown ends that: the new owner, or Open after a restart, takes the document from there);
+// for an enrichment, until shutdown. While it fails, the workers of kind pause and the volume
+// is reported blocked.
+func (p *Pipeline) retryStore(cctx, owner context.Context, kind string, b *backoff, what, id string, fn func(context.Context) error) error {
 	err := fn(cctx)
-	for delay := p.cfg.OutageBackoff; err != nil && j.ctx.Err() == nil; delay = min(2*delay, p.cfg.OutageBackoffMax) {
-		p.log.Error("Failed to "+what+", will retry", "document", id, "error", err, "retryIn", delay.String())
+	for delay := p.cfg.OutageBackoff; err != nil && owner.Err() == nil; delay = min(2*delay, p.cfg.OutageBackoffMax) {
+		p.storageFailed(kind, b, what, id, err)
 		select {
-		case <-j.ctx.Done():
+		case <-owner.Done():
 			return err
 		case <-time.After(delay):
 		}
-		ctx, cancel := context.WithTimeout(context.WithoutCancel(j.ctx), cleanupAfter)
+		ctx, cancel := context.WithTimeout(context.WithoutCancel(owner), cleanupAfter)
 		err = fn(ctx)
 		cancel()
 	}
+	if err == nil {
+		p.storageWorks(kind, b)
+	}
 	return err
+}
+
+// storageFailed records a write to the store that failed: the workers of kind pause with the
+// outage backoff and rag_ingest_blocked{dependency="storage"} is 1 until a write succeeds.
+func (p *Pipeline) storageFailed(kind string, b *backoff, what, id string, err error) {
+	reason := cmp.Or(storageReason(err), ReasonStoreError)
+	wait := b.fail(DepStorage)
+	p.m.blocked.WithLabelValues(kind, DepStorage).Set(1)
+	p.log.Error("Failed to "+what+", will retry: the data volume cannot be written", "job", kind, "document", id,
+		"reason", reason, "retryIn", wait.Round(time.Millisecond).String(), "error", err)
+}
+
+// storageWorks records a write to the store that succeeded.
+func (p *Pipeline) storageWorks(kind string, b *backoff) {
+	if b.clear(DepStorage) {
+		p.m.blocked.WithLabelValues(kind, DepStorage).Set(0)
+		p.log.Info("Data volume writable again", "job", kind)
+	}
 }
 
 // deferred records a job put back in the queue for a dependency, pauses the workers of its
@@ -344,7 +372,8 @@ const excerptBytes = 12000
 func (p *Pipeline) ingest(ctx context.Context, d store.Document) (store.Outcome, error) {
 	f, err := p.st.OpenOriginal(d)
 	if err != nil {
-		return store.Outcome{}, fmt.Errorf("open original: %w", err)
+		// Unreadable for permissions is the volume's fault; a missing file is the document's.
+		return store.Outcome{}, dependencyErr(DepStorage, fmt.Errorf("open original: %w", err))
 	}
 	defer f.Close()
 	pd, err := p.parser.Parse(ctx, parse.Type(d.Type), f, d.Size)

@@ -52,11 +52,11 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 		}, []string{"outcome"}),
 		deferred: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "rag_ingest_deferred_total",
-			Help: "Jobs (document: parse to upsert; enrich: summary and tags) put back in the queue because a dependency was unavailable, by dependency (ollama, vector) and reason (unreachable, busy, timeout, server_error, model_missing, collection_missing).",
+			Help: "Jobs (document: parse to upsert; enrich: summary and tags) put back in the queue because a dependency was unavailable, by dependency (ollama, vector, storage: the data volume) and reason (unreachable, busy, timeout, server_error, model_missing, collection_missing; storage: full, read_only).",
 		}, []string{"job", "dependency", "reason"}),
 		blocked: prometheus.NewGaugeVec(prometheus.GaugeOpts{
 			Name: "rag_ingest_blocked",
-			Help: "1 while the workers of a job kind (document, enrich) wait for a dependency (ollama, vector) to come back, from its last failure to the next success; 0 otherwise.",
+			Help: "1 while the workers of a job kind (document, enrich) wait for a dependency (ollama, vector, storage: the data volume full or read-only) to come back, from its last failure to the next success; 0 otherwise.",
 		}, []string{"job", "dependency"}),
 		reconciled: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "rag_reconcile_documents_total",
@@ -79,7 +79,7 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 		m.enrich.WithLabelValues(o)
 	}
 	for _, j := range []string{jobDocument, jobEnrich} {
-		for _, d := range []string{DepOllama, DepVector} {
+		for _, d := range []string{DepOllama, DepVector, DepStorage} {
 			m.blocked.WithLabelValues(j, d)
 		}
 	}

@@ -75,6 +75,34 @@ func TestTransient(t *testing.T) {
 	}
 }
 
+// A full or read-only data volume is the volume's outage wherever it surfaces; a missing file is
+// not.
+func TestStorageErrorsAreOutages(t *testing.T) {
+	for _, tt := range []struct {
+		err    error
+		reason string
+	}{
+		{fmt.Errorf("upsert: vector: writing log: %w", &os.PathError{Op: "write", Path: "/d/x.wal", Err: syscall.ENOSPC}), ReasonFull},
+		{fmt.Errorf("upsert: %w", &os.PathError{Op: "write", Path: "/d/x.wal", Err: syscall.EDQUOT}), ReasonFull},
+		{fmt.Errorf("open original: %w", &os.PathError{Op: "open", Path: "/d/originals/ab", Err: syscall.EACCES}), ReasonReadOnly},
+		{fmt.Errorf("snapshot: %w", &os.PathError{Op: "open", Path: "/d/x", Err: syscall.EROFS}), ReasonReadOnly},
+		{fmt.Errorf("open original: %w", &os.PathError{Op: "open", Path: "/d/originals/ab", Err: syscall.ENOENT}), ""},
+	} {
+		err := dependencyErr(DepVector, tt.err)
+		var de *DependencyError
+		got := ""
+		if errors.As(err, &de) {
+			got = de.Reason
+			if de.Dependency != DepStorage {
+				t.Errorf("%v: dependency %s, want storage", tt.err, de.Dependency)
+			}
+		}
+		if got != tt.reason || Transient(tt.err) != (tt.reason != "") {
+			t.Errorf("%v: reason %q (transient %v), want %q", tt.err, got, Transient(tt.err), tt.reason)
+		}
+	}
+}
+
 // waitFor polls cond for up to 10 s.
 func waitFor(t *testing.T, what string, cond func() bool) {
 	t.Helper()
@@ -129,6 +157,11 @@ func TestOutageRetriesInsteadOfFailing(t *testing.T) {
 			status.Error(codes.Unavailable, "connection refused")},
 		{"qdrant deadline", DepVector, ReasonTimeout, func(e *env, err error) { e.vec.SetErrors(err, nil) },
 			status.Error(codes.DeadlineExceeded, "context deadline exceeded")},
+		// The embedded vector store writes its log on the data volume.
+		{"data volume full", DepStorage, ReasonFull, func(e *env, err error) { e.vec.SetErrors(err, nil) },
+			fmt.Errorf("vector: writing log: %w", &os.PathError{Op: "write", Path: "/data/vectors/documents.wal", Err: syscall.ENOSPC})},
+		{"data volume read-only", DepStorage, ReasonReadOnly, func(e *env, err error) { e.vec.SetErrors(err, nil) },
+			fmt.Errorf("vector: writing log: %w", &os.PathError{Op: "write", Path: "/data/vectors/documents.wal", Err: syscall.EROFS})},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			e := newEnv(t, outageConfig(Config{Workers: 2}))

@@ -256,8 +256,19 @@ func TestConfigHashFollowsConfig(t *testing.T) {
 // TestGoldenChildren renders every child of the DGX Spark sample; the same spec must render
 // byte-identical children (run with -update to accept a change).
 func TestGoldenChildren(t *testing.T) {
+	for sample, golden := range map[string]string{
+		"rag_v1alpha1_ragappliance_dgx_spark.yaml": "dgx-spark-children.golden.yaml",
+		// Replicas on PostgreSQL (RollingUpdate, PodDisruptionBudget, spread, no data claim,
+		// divided background limits) and Qdrant in distributed mode.
+		"rag_v1alpha1_ragappliance_scale_out.yaml": "scale-out-children.golden.yaml",
+	} {
+		t.Run(golden, func(t *testing.T) { checkGoldenChildren(t, sample, golden) })
+	}
+}
+
+func checkGoldenChildren(t *testing.T, sample, golden string) {
 	render := func() []byte {
-		ra := loadSample(t, "rag_v1alpha1_ragappliance_dgx_spark.yaml")
+		ra := loadSample(t, sample)
 		var buf bytes.Buffer
 		for _, o := range desiredChildren(ra) {
 			b, err := yaml.Marshal(o)
@@ -273,7 +284,7 @@ func TestGoldenChildren(t *testing.T) {
 	if !bytes.Equal(got, render()) {
 		t.Fatal("two renders of the same spec differ")
 	}
-	checkGolden(t, "dgx-spark-children.golden.yaml", got)
+	checkGolden(t, golden, got)
 }
 
 // checkGolden compares got with testdata/<file>, or rewrites the file under -update.
@@ -296,9 +307,19 @@ func checkGolden(t *testing.T, file string, got []byte) {
 
 // desiredChildren is every object the builders render for an appliance, in apply order.
 func desiredChildren(ra *ragv1.RagAppliance) []client.Object {
-	return []client.Object{
+	objs := []client.Object{
 		ollamaPVC(ra), ollamaService(ra), ollamaDeployment(ra),
 		qdrantHeadlessService(ra), qdrantService(ra), qdrantStatefulSet(ra),
-		ragServerPVC(ra), ragServerConfigMap(ra), ragServerService(ra), ragServerDeployment(ra),
 	}
+	if pdb := qdrantPDB(ra); pdb != nil {
+		objs = append(objs, pdb)
+	}
+	if pvc := ragServerPVC(ra); pvc != nil {
+		objs = append(objs, pvc)
+	}
+	objs = append(objs, ragServerConfigMap(ra), ragServerService(ra), ragServerDeployment(ra))
+	if pdb := ragServerPDB(ra); pdb != nil {
+		objs = append(objs, pdb)
+	}
+	return objs
 }

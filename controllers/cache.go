@@ -7,6 +7,7 @@ import (
 	batchv1 "k8s.io/api/batch/v1"
 	corev1 "k8s.io/api/core/v1"
 	networkingv1 "k8s.io/api/networking/v1"
+	policyv1 "k8s.io/api/policy/v1"
 	klabels "k8s.io/apimachinery/pkg/labels"
 	"k8s.io/apimachinery/pkg/selection"
 	"sigs.k8s.io/controller-runtime/pkg/cache"
@@ -42,6 +43,7 @@ func ScopedKinds() []client.Object {
 		&corev1.Pod{},
 		&networkingv1.NetworkPolicy{},
 		&networkingv1.Ingress{},
+		&policyv1.PodDisruptionBudget{},
 	}
 }
 

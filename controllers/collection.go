@@ -3,6 +3,8 @@ package controllers
 import (
 	"context"
 	"fmt"
+	"k8s.io/utils/ptr"
+	"strconv"
 	"strings"
 	"time"
 
@@ -36,7 +38,11 @@ func (r *RagApplianceReconciler) reconcileCollection(ctx context.Context, s *sco
 		setCondition(ra, ragv1.ConditionCollectionReady, falseState(ragv1.ReasonUnreachable, err.Error()))
 		return subResult{requeueAfter: unreachableBackoff}, nil
 	}
-	st, info, err := ensureCollection(ctx, qc, ra.Spec.Qdrant.Collection)
+	var backlog *float64
+	if depth, ok := s.serverMetrics.queueDepth(); ok {
+		backlog = &depth
+	}
+	st, info, err := ensureCollection(ctx, qc, desiredCollection(ra), backlog)
 	if err != nil {
 		log.FromContext(ctx).Info("Qdrant unreachable", "error", err.Error())
 		setCondition(ra, ragv1.ConditionCollectionReady, falseState(ragv1.ReasonUnreachable, "Qdrant: "+err.Error()))
@@ -52,9 +58,51 @@ func (r *RagApplianceReconciler) reconcileCollection(ctx context.Context, s *sco
 	return subResult{}, nil
 }
 
+// desiredCollection is the declared collection with its defaults resolved: one shard per Qdrant
+// peer unless declared (Qdrant's own default in distributed mode).
+func desiredCollection(ra *ragv1.RagAppliance) ragv1.CollectionSpec {
+	spec := *ra.Spec.Qdrant.Collection.DeepCopy()
+	if spec.ShardNumber == nil {
+		spec.ShardNumber = ptr.To(qdrantReplicas(ra))
+	}
+	spec.ReplicationFactor = max(spec.ReplicationFactor, 1)
+	spec.WriteConsistencyFactor = max(spec.WriteConsistencyFactor, 1)
+	return spec
+}
+
+// orOne reads an optional Qdrant factor whose absence means 1 (Qdrant's default).
+func orOne(v uint32) uint32 { return max(v, 1) }
+
+// bulkWindow decides the indexing threshold to apply now: 0 while a bulk-ingest window is
+// open, the declared value otherwise. The window opens when the backlog reaches
+// bulkIngestThreshold and stays open until the backlog is empty. Whether it is open is read
+// back from Qdrant (a threshold of 0 where the spec declares another value), so the operator
+// keeps no state: restarted mid-window, it closes the window on the first pass that sees the
+// backlog drained. An unknown backlog (the server's metrics unreadable) changes nothing.
+func bulkWindow(spec ragv1.OptimizersSpec, live uint64, backlog *float64) (threshold uint64, open bool) {
+	declared := uint64(spec.IndexingThreshold)
+	if spec.BulkIngestThreshold <= 0 || declared == 0 {
+		return declared, false
+	}
+	isOpen := live == 0
+	switch {
+	case backlog == nil:
+		open = isOpen
+	case *backlog >= float64(spec.BulkIngestThreshold):
+		open = true
+	default:
+		open = isOpen && *backlog > 0
+	}
+	if open {
+		return 0, true
+	}
+	return declared, false
+}
+
 // ensureCollection is the collection's reconcile against Qdrant's API; err means Qdrant did
-// not answer (a conflict is a state, not an error).
-func ensureCollection(ctx context.Context, qc QdrantAPI, spec ragv1.CollectionSpec) (state, *qdrant.CollectionInfo, error) {
+// not answer (a conflict is a state, not an error). spec comes from desiredCollection;
+// backlog is the RAG server's queued documents (nil: unknown), for the bulk-ingest window.
+func ensureCollection(ctx context.Context, qc QdrantAPI, spec ragv1.CollectionSpec, backlog *float64) (state, *qdrant.CollectionInfo, error) {
 	info, err := qc.GetCollectionInfo(ctx, spec.Name)
 	if status.Code(err) == codes.NotFound {
 		if err := qc.CreateCollection(ctx, createCollectionRequest(spec)); err != nil {
@@ -78,6 +126,16 @@ func ensureCollection(ctx context.Context, qc QdrantAPI, spec ragv1.CollectionSp
 			"existing collection %s has vectorSize %d and distance %s; spec.qdrant.collection declares vectorSize %d and distance %s: left untouched (declare another collection name)",
 			spec.Name, params.GetSize(), params.GetDistance(), spec.VectorSize, spec.Distance)), info, nil
 	}
+	threshold, windowOpen := bulkWindow(spec.Optimizers, info.GetConfig().GetOptimizerConfig().GetIndexingThreshold(), backlog)
+	spec.Optimizers.IndexingThreshold = int64(threshold)
+	window := ""
+	if windowOpen {
+		queued := "an unknown number of"
+		if backlog != nil {
+			queued = strconv.FormatFloat(*backlog, 'f', 0, 64)
+		}
+		window = "; bulk-ingest window: HNSW indexing deferred while " + queued + " documents are queued"
+	}
 	if update, changed := collectionUpdate(spec, info.GetConfig()); len(changed) > 0 {
 		if err := qc.UpdateCollection(ctx, update); err != nil {
 			return state{}, nil, fmt.Errorf("update collection %s (%s): %w", spec.Name, strings.Join(changed, ", "), err)
@@ -85,9 +143,22 @@ func ensureCollection(ctx context.Context, qc QdrantAPI, spec ragv1.CollectionSp
 		if info, err = qc.GetCollectionInfo(ctx, spec.Name); err != nil {
 			return state{}, nil, err
 		}
-		return trueState(ragv1.ReasonCollectionConfigured, "updated collection "+spec.Name+": "+strings.Join(changed, ", ")), info, nil
+		return shardingState(spec, info, trueState(ragv1.ReasonCollectionConfigured, "updated collection "+spec.Name+": "+strings.Join(changed, ", ")+window)), info, nil
 	}
-	return trueState(ragv1.ReasonCollectionConfigured, "collection "+spec.Name+" matches the spec"), info, nil
+	return shardingState(spec, info, trueState(ragv1.ReasonCollectionConfigured, "collection "+spec.Name+" matches the spec"+window)), info, nil
+}
+
+// shardingState reports a shard number Qdrant fixed at creation that differs from the spec:
+// the collection works as it is (still True), and the reason says what differs and why it
+// stays. Reshard by creating a collection under a new name.
+func shardingState(spec ragv1.CollectionSpec, info *qdrant.CollectionInfo, ok state) state {
+	have := orOne(info.GetConfig().GetParams().GetShardNumber())
+	if spec.ShardNumber == nil || have == uint32(*spec.ShardNumber) {
+		return ok
+	}
+	return trueState(ragv1.ReasonShardingDiffers, fmt.Sprintf(
+		"collection %s has %d shards; spec.qdrant.collection.shardNumber (or one per Qdrant replica) says %d: Qdrant fixes the shard number at creation, so the collection is used as it is (declare another collection name to reshard)",
+		spec.Name, have, *spec.ShardNumber))
 }
 
 func qdrantDistance(d ragv1.Distance) qdrant.Distance {
@@ -106,8 +177,18 @@ func createCollectionRequest(spec ragv1.CollectionSpec) *qdrant.CreateCollection
 			DefaultSegmentNumber: qdrant.PtrOf(uint64(spec.Optimizers.DefaultSegmentNumber)),
 			MemmapThreshold:      qdrant.PtrOf(uint64(spec.Optimizers.MemmapThreshold)),
 		},
-		QuantizationConfig: quantizationConfig(spec.Quantization),
+		QuantizationConfig:     quantizationConfig(spec.Quantization),
+		ShardNumber:            optionalUint32(spec.ShardNumber),
+		ReplicationFactor:      qdrant.PtrOf(uint32(max(spec.ReplicationFactor, 1))),
+		WriteConsistencyFactor: qdrant.PtrOf(uint32(max(spec.WriteConsistencyFactor, 1))),
 	}
+}
+
+func optionalUint32(v *int32) *uint32 {
+	if v == nil {
+		return nil
+	}
+	return qdrant.PtrOf(uint32(*v))
 }
 
 func quantizationConfig(q ragv1.QuantizationSpec) *qdrant.QuantizationConfig {
@@ -161,6 +242,18 @@ func collectionUpdate(spec ragv1.CollectionSpec, cfg *qdrant.CollectionConfig) (
 			up.QuantizationConfig = qdrant.NewQuantizationDiffDisabled()
 		}
 	}
+	params := &qdrant.CollectionParamsDiff{}
+	if have, want := orOne(cfg.GetParams().GetReplicationFactor()), uint32(max(spec.ReplicationFactor, 1)); have != want {
+		params.ReplicationFactor = qdrant.PtrOf(want)
+		changed = append(changed, fmt.Sprintf("replicationFactor %d→%d", have, want))
+	}
+	if have, want := orOne(cfg.GetParams().GetWriteConsistencyFactor()), uint32(max(spec.WriteConsistencyFactor, 1)); have != want {
+		params.WriteConsistencyFactor = qdrant.PtrOf(want)
+		changed = append(changed, fmt.Sprintf("writeConsistencyFactor %d→%d", have, want))
+	}
+	if params.ReplicationFactor != nil || params.WriteConsistencyFactor != nil {
+		up.Params = params
+	}
 	if onDisk := cfg.GetParams().GetVectorsConfig().GetParams().GetOnDisk(); onDisk != spec.OnDisk {
 		changed = append(changed, fmt.Sprintf("onDisk %v→%v", onDisk, spec.OnDisk))
 		up.VectorsConfig = qdrant.NewVectorsConfigDiff(&qdrant.VectorParamsDiff{OnDisk: qdrant.PtrOf(spec.OnDisk)})
@@ -190,17 +283,20 @@ func collectionStatus(name string, info *qdrant.CollectionInfo) *ragv1.Collectio
 	cfg := info.GetConfig()
 	params := cfg.GetParams().GetVectorsConfig().GetParams()
 	return &ragv1.CollectionStatus{
-		Name:                 name,
-		Status:               info.GetStatus().String(),
-		VectorSize:           int64(params.GetSize()),
-		Distance:             params.GetDistance().String(),
-		OnDisk:               params.GetOnDisk(),
-		PointsCount:          int64(info.GetPointsCount()),
-		HNSWM:                int64(cfg.GetHnswConfig().GetM()),
-		HNSWEfConstruct:      int64(cfg.GetHnswConfig().GetEfConstruct()),
-		Quantization:         quantizationName(cfg.GetQuantizationConfig()),
-		IndexingThreshold:    int64(cfg.GetOptimizerConfig().GetIndexingThreshold()),
-		DefaultSegmentNumber: int64(cfg.GetOptimizerConfig().GetDefaultSegmentNumber()),
-		MemmapThreshold:      int64(cfg.GetOptimizerConfig().GetMemmapThreshold()),
+		Name:                   name,
+		Status:                 info.GetStatus().String(),
+		VectorSize:             int64(params.GetSize()),
+		Distance:               params.GetDistance().String(),
+		OnDisk:                 params.GetOnDisk(),
+		PointsCount:            int64(info.GetPointsCount()),
+		HNSWM:                  int64(cfg.GetHnswConfig().GetM()),
+		HNSWEfConstruct:        int64(cfg.GetHnswConfig().GetEfConstruct()),
+		Quantization:           quantizationName(cfg.GetQuantizationConfig()),
+		IndexingThreshold:      int64(cfg.GetOptimizerConfig().GetIndexingThreshold()),
+		DefaultSegmentNumber:   int64(cfg.GetOptimizerConfig().GetDefaultSegmentNumber()),
+		MemmapThreshold:        int64(cfg.GetOptimizerConfig().GetMemmapThreshold()),
+		ShardNumber:            int64(orOne(cfg.GetParams().GetShardNumber())),
+		ReplicationFactor:      int64(orOne(cfg.GetParams().GetReplicationFactor())),
+		WriteConsistencyFactor: int64(orOne(cfg.GetParams().GetWriteConsistencyFactor())),
 	}
 }

@@ -33,27 +33,28 @@ func TestCollectionCreatedThenUpdatedInPlace(t *testing.T) {
 	ctx := context.Background()
 	spec := guideCollection(t)
 
-	st, info, err := ensureCollection(ctx, qc, spec)
+	st, info, err := ensureCollection(ctx, qc, spec, nil)
 	if err != nil || st.Reason != ragv1.ReasonCollectionConfigured || !strings.Contains(st.Message, "created") {
 		t.Fatalf("create: %v %+v", err, st)
 	}
 	got := collectionStatus(spec.Name, info)
 	want := ragv1.CollectionStatus{Name: "documents", Status: "Green", VectorSize: 768, Distance: "Cosine", HNSWM: 16, HNSWEfConstruct: 200,
-		Quantization: "scalar-int8-always-ram", IndexingThreshold: 50000, DefaultSegmentNumber: 2, MemmapThreshold: 200000}
+		Quantization: "scalar-int8-always-ram", IndexingThreshold: 50000, DefaultSegmentNumber: 2, MemmapThreshold: 200000,
+		ShardNumber: 1, ReplicationFactor: 1, WriteConsistencyFactor: 1}
 	if *got != want {
 		t.Fatalf("applied config as Qdrant reports it:\n got %+v\nwant %+v", *got, want)
 	}
 
 	// Unchanged spec: no update sent.
 	updates := srv.Calls("Collections/Update")
-	if st, _, err := ensureCollection(ctx, qc, spec); err != nil || !strings.Contains(st.Message, "matches") || srv.Calls("Collections/Update") != updates {
+	if st, _, err := ensureCollection(ctx, qc, spec, nil); err != nil || !strings.Contains(st.Message, "matches") || srv.Calls("Collections/Update") != updates {
 		t.Fatalf("steady state: %v %+v, updates %d→%d", err, st, updates, srv.Calls("Collections/Update"))
 	}
 
 	// HNSW and optimizers merge in place.
 	spec.HNSW.EfConstruct = 400
 	spec.Optimizers.IndexingThreshold = 0 // the bulk-load setting
-	st, info, err = ensureCollection(ctx, qc, spec)
+	st, info, err = ensureCollection(ctx, qc, spec, nil)
 	if err != nil || !strings.Contains(st.Message, "hnsw.efConstruct 200→400") {
 		t.Fatalf("update: %v %+v", err, st)
 	}
@@ -64,11 +65,11 @@ func TestCollectionCreatedThenUpdatedInPlace(t *testing.T) {
 
 	// Quantization is replaced whole, and can be disabled.
 	spec.Quantization.AlwaysRAM = false
-	if _, info, err = ensureCollection(ctx, qc, spec); err != nil || collectionStatus(spec.Name, info).Quantization != "scalar-int8" {
+	if _, info, err = ensureCollection(ctx, qc, spec, nil); err != nil || collectionStatus(spec.Name, info).Quantization != "scalar-int8" {
 		t.Fatalf("always_ram off: %v %+v", err, collectionStatus(spec.Name, info))
 	}
 	spec.Quantization.Type = ragv1.QuantizationNone
-	if _, info, err = ensureCollection(ctx, qc, spec); err != nil || collectionStatus(spec.Name, info).Quantization != "none" {
+	if _, info, err = ensureCollection(ctx, qc, spec, nil); err != nil || collectionStatus(spec.Name, info).Quantization != "none" {
 		t.Fatalf("disable: %v %+v", err, collectionStatus(spec.Name, info))
 	}
 }
@@ -82,7 +83,7 @@ func TestConflictingCollectionIsNeverTouched(t *testing.T) {
 		t.Fatal(err)
 	}
 	before := srv.Calls("Collections/Update") + srv.Calls("Collections/Delete") + srv.Calls("Collections/Create")
-	st, _, err := ensureCollection(ctx, qc, guideCollection(t))
+	st, _, err := ensureCollection(ctx, qc, guideCollection(t), nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -97,14 +98,57 @@ func TestConflictingCollectionIsNeverTouched(t *testing.T) {
 func TestCollectionWithAPIKeyAndUnreachable(t *testing.T) {
 	srv := qdrantdouble.Start(t, qdrantdouble.WithAPIKey("s3cret"))
 	ctx := context.Background()
-	if _, _, err := ensureCollection(ctx, qdrantClient(t, srv, "wrong"), guideCollection(t)); err == nil {
+	if _, _, err := ensureCollection(ctx, qdrantClient(t, srv, "wrong"), guideCollection(t), nil); err == nil {
 		t.Fatal("a wrong API key must be an error")
 	}
-	if _, _, err := ensureCollection(ctx, qdrantClient(t, srv, "s3cret"), guideCollection(t)); err != nil {
+	if _, _, err := ensureCollection(ctx, qdrantClient(t, srv, "s3cret"), guideCollection(t), nil); err != nil {
 		t.Fatal(err)
 	}
 	srv.Stop()
-	if _, _, err := ensureCollection(ctx, qdrantClient(t, srv, "s3cret"), guideCollection(t)); err == nil {
+	if _, _, err := ensureCollection(ctx, qdrantClient(t, srv, "s3cret"), guideCollection(t), nil); err == nil {
 		t.Fatal("a stopped Qdrant must be an error")
 	}
+}
+
+// TestBulkIngestWindow: against the Qdrant double, HNSW indexing is deferred while the RAG
+// server's backlog is large and restored once it drains; an operator restarted mid-window (no
+// memory of it) closes it from what Qdrant reports.
+func TestBulkIngestWindow(t *testing.T) {
+	srv := qdrantdouble.Start(t)
+	qc := qdrantClient(t, srv, "")
+	ctx := context.Background()
+	spec := guideCollection(t)
+	spec.Optimizers.BulkIngestThreshold = 100
+	backlog := func(n float64) *float64 { return &n }
+	threshold := func(st state, info *qdrant.CollectionInfo) uint64 {
+		t.Helper()
+		return info.GetConfig().GetOptimizerConfig().GetIndexingThreshold()
+	}
+	step := func(name string, queued *float64, want uint64, inMessage string) {
+		t.Helper()
+		st, info, err := ensureCollection(ctx, qc, spec, queued)
+		if err != nil {
+			t.Fatalf("%s: %v", name, err)
+		}
+		if got := threshold(st, info); got != want || !strings.Contains(st.Message, inMessage) {
+			t.Fatalf("%s: indexing threshold %d (want %d), condition %q (want it to mention %q)", name, got, want, st.Message, inMessage)
+		}
+	}
+	step("created", backlog(0), 50000, "created")
+	step("small backlog", backlog(20), 50000, "matches")
+	step("bulk upload starts", backlog(150), 0, "indexingThreshold 50000→0; bulk-ingest window: HNSW indexing deferred while 150 documents")
+	step("draining, still open", backlog(20), 0, "deferred while 20 documents")
+	step("metrics unreadable: unchanged", nil, 0, "deferred while an unknown number of documents")
+	// A new operator process (nothing kept in memory) sees the window in Qdrant's settings.
+	step("drained", backlog(0), 50000, "indexingThreshold 0→50000")
+	step("closed, metrics unreadable: stays closed", nil, 50000, "matches")
+	updates := srv.Calls("Collections/Update")
+	step("steady", backlog(3), 50000, "matches")
+	if srv.Calls("Collections/Update") != updates {
+		t.Fatal("a steady backlog below the threshold sent an update")
+	}
+	// Declared threshold 0 (indexing off by choice): the window never touches it.
+	spec.Optimizers.IndexingThreshold = 0
+	step("indexing off by spec", backlog(500), 0, "indexingThreshold 50000→0")
+	step("indexing off by spec, drained", backlog(0), 0, "matches")
 }

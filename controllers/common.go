@@ -9,6 +9,7 @@ import (
 
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
+	policyv1 "k8s.io/api/policy/v1"
 	"k8s.io/apimachinery/pkg/api/resource"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/util/intstr"
@@ -175,3 +176,15 @@ func objectMetaWithLabels(ra *ragv1.RagAppliance, name string, l map[string]stri
 }
 
 func joinErrs(errs []error) error { return errors.Join(errs...) }
+
+// podDisruptionBudget lets voluntary disruptions take one of the component's pods at a time.
+func podDisruptionBudget(ra *ragv1.RagAppliance, name, component string) *policyv1.PodDisruptionBudget {
+	return &policyv1.PodDisruptionBudget{
+		TypeMeta:   typeMeta("policy/v1", "PodDisruptionBudget"),
+		ObjectMeta: objectMeta(ra, name, component),
+		Spec: policyv1.PodDisruptionBudgetSpec{
+			MaxUnavailable: ptr.To(intstr.FromInt32(1)),
+			Selector:       metav1LabelSelector(selectorLabels(ra, component)),
+		},
+	}
+}

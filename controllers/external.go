@@ -43,6 +43,11 @@ type ExternalClients struct {
 	QdrantAddress string
 	// SkipQdrantVersionCheck turns off the go-client's server version check (for the double).
 	SkipQdrantVersionCheck bool
+	// RagServerMetricsURL overrides the RAG server pods' metrics pages with one URL (a local
+	// rag-server process in the demo and tests).
+	RagServerMetricsURL string
+	// Metrics reads metrics pages; nil uses plain HTTP.
+	Metrics MetricsReader
 
 	httpClient *http.Client
 	mu         sync.Mutex

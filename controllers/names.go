@@ -12,6 +12,15 @@ const (
 	qdrantHTTPPort = 6333
 	qdrantGRPCPort = 6334
 	ragServerPort  = 8080
+	// qdrantP2PPort is where Qdrant peers talk in distributed mode.
+	qdrantP2PPort = 6335
+	// ragServerMetricsPort serves the RAG server's /metrics without a key, for Prometheus and
+	// the operator's SLO status (the API port's /metrics needs an admin key).
+	ragServerMetricsPort = 9090
+	// ollamaExporterPort serves the Ollama exporter sidecar's metrics.
+	ollamaExporterPort = 9400
+	// postgresPort is PostgreSQL's default port, opened for egress when restricted.
+	postgresPort = 5432
 )
 
 // Component names, used in labels and child names.

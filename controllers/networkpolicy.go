@@ -91,19 +91,38 @@ func networkPolicies(ra *ragv1.RagAppliance, operatorNamespace string) []*networ
 	if len(spec.RagServerFrom) > 0 {
 		ragFrom[0].From = spec.RagServerFrom
 	}
+	// Metrics hold counts and latencies, never document text: any source (Prometheus runs
+	// wherever the cluster put it, and the operator reads the SLO figures there).
+	ragFrom = append(ragFrom, networkingv1.NetworkPolicyIngressRule{Ports: tcpPorts(ragServerMetricsPort)})
+	ollamaFrom := []networkingv1.NetworkPolicyIngressRule{{
+		From:  []networkingv1.NetworkPolicyPeer{podPeer(ra, componentRagServer), podPeer(ra, componentModelSync), operatorPeer(operatorNamespace)},
+		Ports: tcpPorts(ollamaPort),
+	}}
+	if ra.Spec.Monitoring.OllamaExporter {
+		ollamaFrom = append(ollamaFrom, networkingv1.NetworkPolicyIngressRule{Ports: tcpPorts(ollamaExporterPort)})
+	}
+	qdrantFrom := []networkingv1.NetworkPolicyIngressRule{{
+		From:  []networkingv1.NetworkPolicyPeer{podPeer(ra, componentRagServer), operatorPeer(operatorNamespace)},
+		Ports: tcpPorts(qdrantHTTPPort, qdrantGRPCPort),
+	}}
+	qdrantEgress := []networkingv1.NetworkPolicyEgressRule{dnsEgress()}
+	if qdrantClustered(ra) {
+		// Peers replicate and forward over P2P, and a peer proxies REST/gRPC calls for shards
+		// it does not hold.
+		peers := []networkingv1.NetworkPolicyPeer{podPeer(ra, componentQdrant)}
+		qdrantFrom = append(qdrantFrom, networkingv1.NetworkPolicyIngressRule{From: peers, Ports: tcpPorts(qdrantHTTPPort, qdrantGRPCPort, qdrantP2PPort)})
+		qdrantEgress = append(qdrantEgress, networkingv1.NetworkPolicyEgressRule{To: peers, Ports: tcpPorts(qdrantHTTPPort, qdrantGRPCPort, qdrantP2PPort)})
+	}
+	ragEgress := []networkingv1.NetworkPolicyEgressRule{dnsEgress(), toOllama, toQdrant}
+	if ragServerShared(ra) {
+		// The database's address is inside a Secret the operator does not parse: PostgreSQL's
+		// port, to any destination.
+		ragEgress = append(ragEgress, networkingv1.NetworkPolicyEgressRule{Ports: tcpPorts(postgresPort)})
+	}
 	return []*networkingv1.NetworkPolicy{
-		networkPolicy(ra, ollamaName(ra), componentOllama,
-			[]networkingv1.NetworkPolicyIngressRule{{
-				From:  []networkingv1.NetworkPolicyPeer{podPeer(ra, componentRagServer), podPeer(ra, componentModelSync), operatorPeer(operatorNamespace)},
-				Ports: tcpPorts(ollamaPort),
-			}}, ollamaEgress),
-		networkPolicy(ra, qdrantName(ra), componentQdrant,
-			[]networkingv1.NetworkPolicyIngressRule{{
-				From:  []networkingv1.NetworkPolicyPeer{podPeer(ra, componentRagServer), operatorPeer(operatorNamespace)},
-				Ports: tcpPorts(qdrantHTTPPort, qdrantGRPCPort),
-			}}, []networkingv1.NetworkPolicyEgressRule{dnsEgress()}),
-		networkPolicy(ra, ragServerName(ra), componentRagServer, ragFrom,
-			[]networkingv1.NetworkPolicyEgressRule{dnsEgress(), toOllama, toQdrant}),
+		networkPolicy(ra, ollamaName(ra), componentOllama, ollamaFrom, ollamaEgress),
+		networkPolicy(ra, qdrantName(ra), componentQdrant, qdrantFrom, qdrantEgress),
+		networkPolicy(ra, ragServerName(ra), componentRagServer, ragFrom, ragEgress),
 		networkPolicy(ra, ra.Name+"-model-sync", componentModelSync, nil, jobEgress),
 	}
 }

@@ -150,6 +150,9 @@ func ollamaDeployment(ra *ragv1.RagAppliance) *appsv1.Deployment {
 			},
 		},
 	}
+	if ra.Spec.Monitoring.OllamaExporter {
+		dep.Spec.Template.Spec.Containers = append(dep.Spec.Template.Spec.Containers, ollamaExporterContainer(ra))
+	}
 	place(&dep.Spec.Template.Spec, ra, componentOllama)
 	return dep
 }

@@ -3,6 +3,7 @@ package controllers
 import (
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
+	policyv1 "k8s.io/api/policy/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/utils/ptr"
 
@@ -26,6 +27,12 @@ func qdrantEnv(ra *ragv1.RagAppliance) []corev1.EnvVar {
 		{Name: "QDRANT__STORAGE__TEMP_PATH", Value: "/tmp"},
 		{Name: "QDRANT__TELEMETRY_DISABLED", Value: "true"},
 	}
+	if qdrantClustered(ra) {
+		env = append(env,
+			corev1.EnvVar{Name: "QDRANT__CLUSTER__ENABLED", Value: "true"},
+			corev1.EnvVar{Name: "QDRANT__CLUSTER__P2P__PORT", Value: itoa(qdrantP2PPort)},
+		)
+	}
 	key, readOnly := qdrantKeyRefs(ra)
 	env = append(env, corev1.EnvVar{Name: "QDRANT__SERVICE__API_KEY", ValueFrom: &corev1.EnvVarSource{SecretKeyRef: key}})
 	if readOnly != nil {
@@ -34,14 +41,47 @@ func qdrantEnv(ra *ragv1.RagAppliance) []corev1.EnvVar {
 	return env
 }
 
+// qdrantClustered is true when Qdrant runs in distributed mode (more than one peer).
+func qdrantClustered(ra *ragv1.RagAppliance) bool { return ra.Spec.Qdrant.Replicas > 1 }
+
+func qdrantReplicas(ra *ragv1.RagAppliance) int32 { return max(ra.Spec.Qdrant.Replicas, 1) }
+
+// qdrantPeerURI is a peer's stable P2P address through the headless Service; peer may be a
+// shell expression.
+func qdrantPeerURI(ra *ragv1.RagAppliance, pod string) string {
+	return "http://" + pod + "." + qdrantHeadless(ra) + "." + ra.Namespace + ".svc:" + itoa(qdrantP2PPort)
+}
+
+// qdrantClusterCommand starts a peer the way Qdrant's own Helm chart does: pod 0 founds the
+// cluster, every other pod bootstraps through it, each announcing its stable address. A
+// restarted peer finds its state on its volume and rejoins by itself.
+func qdrantClusterCommand(ra *ragv1.RagAppliance) []string {
+	first := qdrantName(ra) + "-0"
+	script := `ordinal="${HOSTNAME##*-}"
+if [ "$ordinal" = "0" ]; then
+  exec ./entrypoint.sh --uri '` + qdrantPeerURI(ra, first) + `'
+fi
+exec ./entrypoint.sh --bootstrap '` + qdrantPeerURI(ra, first) + `' --uri "` + qdrantPeerURI(ra, "${HOSTNAME}") + `"`
+	return []string{"/bin/sh", "-c", script}
+}
+
 func qdrantStatefulSet(ra *ragv1.RagAppliance) *appsv1.StatefulSet {
 	q := ra.Spec.Qdrant
 	env := qdrantEnv(ra)
+	ports := []corev1.ContainerPort{
+		{Name: "http", ContainerPort: qdrantHTTPPort, Protocol: corev1.ProtocolTCP},
+		{Name: "grpc", ContainerPort: qdrantGRPCPort, Protocol: corev1.ProtocolTCP},
+	}
+	var command []string
+	if qdrantClustered(ra) {
+		ports = append(ports, corev1.ContainerPort{Name: "p2p", ContainerPort: qdrantP2PPort, Protocol: corev1.ProtocolTCP})
+		command = qdrantClusterCommand(ra)
+	}
 	sts := &appsv1.StatefulSet{
 		TypeMeta:   typeMeta("apps/v1", "StatefulSet"),
 		ObjectMeta: objectMeta(ra, qdrantName(ra), componentQdrant),
 		Spec: appsv1.StatefulSetSpec{
-			Replicas:             ptr.To[int32](1),
+			Replicas:             ptr.To(qdrantReplicas(ra)),
 			ServiceName:          qdrantHeadless(ra),
 			Selector:             metav1LabelSelector(selectorLabels(ra, componentQdrant)),
 			PodManagementPolicy:  appsv1.OrderedReadyPodManagement,
@@ -63,12 +103,10 @@ func qdrantStatefulSet(ra *ragv1.RagAppliance) *appsv1.StatefulSet {
 					EnableServiceLinks:            ptr.To(false),
 					TerminationGracePeriodSeconds: ptr.To[int64](60),
 					Containers: []corev1.Container{{
-						Name:  "qdrant",
-						Image: q.Image,
-						Ports: []corev1.ContainerPort{
-							{Name: "http", ContainerPort: qdrantHTTPPort, Protocol: corev1.ProtocolTCP},
-							{Name: "grpc", ContainerPort: qdrantGRPCPort, Protocol: corev1.ProtocolTCP},
-						},
+						Name:            "qdrant",
+						Image:           q.Image,
+						Command:         command,
+						Ports:           ports,
 						Env:             env,
 						Resources:       withDefaults(q.Resources, qdrantCPURequest, qdrantMemoryRequest(ra), 0),
 						SecurityContext: restrictedContainer(),
@@ -100,9 +138,14 @@ func qdrantService(ra *ragv1.RagAppliance) *corev1.Service {
 	return clusterIPService(ra, qdrantName(ra), componentQdrant, qdrantPorts()...)
 }
 
-// qdrantHeadlessService gives the StatefulSet pod its stable DNS name.
+// qdrantHeadlessService gives each StatefulSet pod its stable DNS name (the peers' addresses
+// in distributed mode; not-ready pods are published so a joining peer can be reached).
 func qdrantHeadlessService(ra *ragv1.RagAppliance) *corev1.Service {
-	svc := clusterIPService(ra, qdrantHeadless(ra), componentQdrant, qdrantPorts()...)
+	ports := qdrantPorts()
+	if qdrantClustered(ra) {
+		ports = append(ports, corev1.ServicePort{Name: "p2p", Port: qdrantP2PPort, TargetPort: intstrPort(qdrantP2PPort), Protocol: corev1.ProtocolTCP})
+	}
+	svc := clusterIPService(ra, qdrantHeadless(ra), componentQdrant, ports...)
 	svc.Spec.ClusterIP = corev1.ClusterIPNone
 	svc.Spec.PublishNotReadyAddresses = true
 	return svc
@@ -113,4 +156,13 @@ func qdrantPorts() []corev1.ServicePort {
 		{Name: "http", Port: qdrantHTTPPort, TargetPort: intstrPort(qdrantHTTPPort), Protocol: corev1.ProtocolTCP},
 		{Name: "grpc", Port: qdrantGRPCPort, TargetPort: intstrPort(qdrantGRPCPort), Protocol: corev1.ProtocolTCP, AppProtocol: ptr.To("kubernetes.io/h2c")},
 	}
+}
+
+// qdrantPDB keeps all but one Qdrant peer up through voluntary disruptions (node drains) in
+// distributed mode; nil with one peer, where a PodDisruptionBudget would only block drains.
+func qdrantPDB(ra *ragv1.RagAppliance) *policyv1.PodDisruptionBudget {
+	if !qdrantClustered(ra) {
+		return nil
+	}
+	return podDisruptionBudget(ra, qdrantName(ra), componentQdrant)
 }

@@ -71,7 +71,7 @@ func (r *RagApplianceReconciler) qdrantKeys(ctx context.Context, ra *ragv1.RagAp
 		if ref == nil {
 			continue
 		}
-		value, err := r.secretValue(ctx, ra.Namespace, ref)
+		value, err := r.secretValue(ctx, ra.Namespace, ref, "Qdrant API key")
 		if err != nil {
 			return "", "", err
 		}
@@ -83,14 +83,16 @@ func (r *RagApplianceReconciler) qdrantKeys(ctx context.Context, ra *ragv1.RagAp
 	return key, hashOf(parts...), nil
 }
 
-func (r *RagApplianceReconciler) secretValue(ctx context.Context, namespace string, ref *corev1.SecretKeySelector) (string, error) {
+// secretValue reads one key of a Secret by name (never cached); what says what the value is for
+// in the error.
+func (r *RagApplianceReconciler) secretValue(ctx context.Context, namespace string, ref *corev1.SecretKeySelector, what string) (string, error) {
 	secret := &corev1.Secret{}
 	if err := r.APIReader.Get(ctx, client.ObjectKey{Namespace: namespace, Name: ref.Name}, secret); err != nil {
-		return "", fmt.Errorf("Secret %s (Qdrant API key): %w", ref.Name, err)
+		return "", fmt.Errorf("Secret %s (%s): %w", ref.Name, what, err)
 	}
 	v, ok := secret.Data[ref.Key]
 	if !ok || len(strings.TrimSpace(string(v))) == 0 {
-		return "", fmt.Errorf("Secret %s has no value under key %q (Qdrant API key)", ref.Name, ref.Key)
+		return "", fmt.Errorf("Secret %s has no value under key %q (%s)", ref.Name, ref.Key, what)
 	}
 	return strings.TrimSpace(string(v)), nil
 }

@@ -13,6 +13,7 @@ import (
 	batchv1 "k8s.io/api/batch/v1"
 	corev1 "k8s.io/api/core/v1"
 	networkingv1 "k8s.io/api/networking/v1"
+	policyv1 "k8s.io/api/policy/v1"
 	"k8s.io/apimachinery/pkg/api/equality"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/api/meta"
@@ -56,6 +57,8 @@ type RagApplianceReconciler struct {
 	// routes are the appliances this manager applied an HTTPRoute for (to remove it when the
 	// spec drops it, without looking for HTTPRoutes on every pass).
 	routes sync.Map
+	// monitors are the appliances this manager applied a PodMonitor for (same reason).
+	monitors sync.Map
 }
 
 // scope is what one reconcile pass shares between sub-reconcilers.
@@ -66,6 +69,8 @@ type scope struct {
 	// qdrantKey is Qdrant's API key (for the operator's client); qdrantKeyHash a hash of every
 	// key value, stamped on the pods that hold them.
 	qdrantKey, qdrantKeyHash string
+	// serverMetrics is what the RAG server replicas reported this pass (SLO figures, backlog).
+	serverMetrics *serverMetrics
 }
 
 // subResult is one sub-reconciler's outcome; the shortest requeue wins.
@@ -90,6 +95,8 @@ type subReconciler func(ctx context.Context, s *scope) (subResult, error)
 // +kubebuilder:rbac:groups="",resources=events,verbs=list
 // +kubebuilder:rbac:groups=networking.k8s.io,resources=networkpolicies;ingresses,verbs=get;list;watch;create;update;patch;delete
 // +kubebuilder:rbac:groups=gateway.networking.k8s.io,resources=httproutes,verbs=get;create;update;patch;delete
+// +kubebuilder:rbac:groups=monitoring.coreos.com,resources=podmonitors,verbs=get;create;update;patch;delete
+// +kubebuilder:rbac:groups=policy,resources=poddisruptionbudgets,verbs=get;list;watch;create;update;patch;delete
 
 // Reconcile brings one appliance's children to the declared state and reports it.
 func (r *RagApplianceReconciler) Reconcile(ctx context.Context, req ctrl.Request) (res ctrl.Result, retErr error) {
@@ -126,6 +133,8 @@ func (r *RagApplianceReconciler) Reconcile(ctx context.Context, req ctrl.Request
 		r.reconcileOllama,
 		r.reconcileQdrant,
 		r.reconcileRagServer,
+		r.reconcileSLO,
+		r.reconcileMonitoring,
 		r.reconcileModels,
 		r.reconcileCollection,
 	} {
@@ -170,6 +179,28 @@ func (r *RagApplianceReconciler) applyAll(ctx context.Context, s *scope, condTyp
 		return err
 	}
 	return nil
+}
+
+// removeUnlessDesired deletes the appliance's live object of obj's kind and name when the spec
+// no longer asks for it (a PodDisruptionBudget after scaling to one replica). Only objects the
+// appliance controls are touched; the read is from the label-scoped cache.
+func (r *RagApplianceReconciler) removeUnlessDesired(ctx context.Context, ra *ragv1.RagAppliance, obj client.Object) error {
+	err := r.Get(ctx, client.ObjectKey{Namespace: ra.Namespace, Name: obj.GetName()}, obj)
+	if apierrors.IsNotFound(err) {
+		return nil
+	}
+	if err != nil || !metav1.IsControlledBy(obj, ra) {
+		return err
+	}
+	return client.IgnoreNotFound(r.Delete(ctx, obj))
+}
+
+// applyOrRemove applies pdb when the spec asks for one, else removes the one named name.
+func (r *RagApplianceReconciler) applyOrRemovePDB(ctx context.Context, s *scope, condType, name string, pdb *policyv1.PodDisruptionBudget) error {
+	if pdb != nil {
+		return r.applyAll(ctx, s, condType, pdb)
+	}
+	return r.removeUnlessDesired(ctx, s.ra, &policyv1.PodDisruptionBudget{ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: s.ra.Namespace}})
 }
 
 // applied reports whether an object came back from the API server (it exists), so its status
@@ -237,11 +268,12 @@ func (r *RagApplianceReconciler) reconcileQdrant(ctx context.Context, s *scope) 
 		}
 		return subResult{requeueAfter: 2 * time.Second}, err
 	}
-	err = r.applyAll(ctx, s, ragv1.ConditionQdrantReady, qdrantHeadlessService(ra), qdrantService(ra), sts)
+	err = errors.Join(r.applyAll(ctx, s, ragv1.ConditionQdrantReady, qdrantHeadlessService(ra), qdrantService(ra), sts),
+		r.applyOrRemovePDB(ctx, s, ragv1.ConditionQdrantReady, qdrantName(ra), qdrantPDB(ra)))
 	if err != nil && !applied(sts) {
 		return subResult{}, err
 	}
-	s.qdrant = r.workloadState(ctx, ra, componentQdrant, statefulSetState(sts, 1))
+	s.qdrant = r.workloadState(ctx, ra, componentQdrant, statefulSetState(sts, qdrantReplicas(ra)))
 	if err != nil {
 		return subResult{}, err
 	}
@@ -270,10 +302,26 @@ func (r *RagApplianceReconciler) reconcileRagServer(ctx context.Context, s *scop
 		// Qdrant's keys are missing: the server could not start; QdrantReady says why.
 		return subResult{}, nil
 	}
+	secretHash := s.qdrantKeyHash
+	if ref := ra.Spec.RagServer.Database.URISecretRef; ragServerShared(ra) && ref != nil {
+		uri, err := r.secretValue(ctx, ra.Namespace, ref, "spec.ragServer.database.uriSecretRef")
+		if err != nil {
+			// The pods could not start without it: say so rather than let them crash-loop.
+			setCondition(ra, ragv1.ConditionRagServerReady, falseState(ragv1.ReasonSecretMissing, err.Error()))
+			return subResult{requeueAfter: secretResync}, nil
+		}
+		// A rotated password rolls the replicas, like a rotated Qdrant key.
+		secretHash = hashOf([]byte(s.qdrantKeyHash), []byte(uri))
+	}
 	dep := ragServerDeployment(ra)
-	withSecretHash(&dep.Spec.Template, s.qdrantKeyHash)
+	withSecretHash(&dep.Spec.Template, secretHash)
+	objs := []client.Object{ragServerConfigMap(ra), ragServerService(ra), dep}
+	if pvc := ragServerPVC(ra); pvc != nil {
+		objs = append([]client.Object{pvc}, objs...)
+	}
 	err := errors.Join(
-		r.applyAll(ctx, s, ragv1.ConditionRagServerReady, ragServerPVC(ra), ragServerConfigMap(ra), ragServerService(ra), dep),
+		r.applyAll(ctx, s, ragv1.ConditionRagServerReady, objs...),
+		r.applyOrRemovePDB(ctx, s, ragv1.ConditionRagServerReady, ragServerName(ra), ragServerPDB(ra)),
 		r.reconcileExposure(ctx, s))
 	if err != nil && !applied(dep) {
 		return subResult{}, err
@@ -321,6 +369,7 @@ func (r *RagApplianceReconciler) SetupWithManager(mgr ctrl.Manager) error {
 		Owns(&batchv1.Job{}).
 		Owns(&networkingv1.NetworkPolicy{}).
 		Owns(&networkingv1.Ingress{}).
+		Owns(&policyv1.PodDisruptionBudget{}).
 		// Pods are not owned directly; a pod that cannot be scheduled or crash-loops changes no
 		// owned object's status, so its appliance is woken by its instance label.
 		Watches(&corev1.Pod{}, handler.EnqueueRequestsFromMapFunc(applianceOfPod)).

@@ -5,6 +5,8 @@ import (
 
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
+	policyv1 "k8s.io/api/policy/v1"
+	"k8s.io/apimachinery/pkg/util/intstr"
 	"k8s.io/utils/ptr"
 
 	ragv1 "github.com/ragstack/rag-operator/api/v1alpha1"
@@ -23,6 +25,10 @@ const (
 	qdrantAPIKeyField = "api-key"
 	// The read-only key is mounted apart: it may live in another Secret.
 	qdrantReadOnlyKeyDir = "/etc/rag-server/qdrant-read-only"
+	// The database URI (with its password) is mounted as a file rather than an environment
+	// variable, which would show in process listings and crash dumps.
+	databaseURIDir   = "/etc/rag-server/database"
+	databaseURIField = "uri"
 )
 
 // ragServerConfig renders the server's config file from the spec. Everything the server
@@ -31,8 +37,9 @@ func ragServerConfig(ra *ragv1.RagAppliance) serverconfig.Config {
 	rs := ra.Spec.RagServer
 	q := ra.Spec.Qdrant
 	cfg := serverconfig.Config{
-		Listen:  ":" + itoa(ragServerPort),
-		DataDir: ragDataDir,
+		Listen:        ":" + itoa(ragServerPort),
+		MetricsListen: ":" + itoa(ragServerMetricsPort),
+		DataDir:       ragDataDir,
 		Ollama: serverconfig.Ollama{
 			URL:       serviceURL(ra, ollamaName(ra), ollamaPort),
 			KeepAlive: string(ra.Spec.Ollama.KeepAlive),
@@ -49,12 +56,13 @@ func ragServerConfig(ra *ragv1.RagAppliance) serverconfig.Config {
 			Chat: rs.Models.Chat, Embedding: rs.Models.Embedding, Summary: rs.Models.Summary, Tagging: rs.Models.Tagging,
 		},
 		Limits: serverconfig.Limits{
-			EmbedConcurrency:            int(rs.Concurrency.EmbedConcurrency),
+			// Replicas share one Ollama: the totals the spec declares are divided among them.
+			EmbedConcurrency:            max(1, perReplica(rs.Concurrency.EmbedConcurrency, rs.Replicas)),
 			EmbedBatchSize:              int(rs.Concurrency.EmbedBatchSize),
 			MaxConcurrentProcessing:     int(rs.Concurrency.MaxConcurrentProcessing),
 			JobWorkers:                  int(rs.Concurrency.JobWorkers),
 			RagTimeout:                  string(rs.Concurrency.RagTimeout),
-			WarmingMaxConcurrentQueries: int(rs.Concurrency.WarmingMaxConcurrentQueries),
+			WarmingMaxConcurrentQueries: perReplica(rs.Concurrency.WarmingMaxConcurrentQueries, rs.Replicas),
 			MaxQueuedDocuments:          int(rs.Concurrency.MaxQueuedDocuments),
 		},
 		Tokens: serverconfig.Tokens{
@@ -85,6 +93,23 @@ func ragServerConfig(ra *ragv1.RagAppliance) serverconfig.Config {
 		cfg.Qdrant.ReadOnlyAPIKeyFile = qdrantReadOnlyKeyDir + "/" + qdrantReadOnlyKeyField
 	}
 	return cfg
+}
+
+// perReplica is one replica's share of a limit the spec declares for the whole server,
+// rounded down so the replicas together never exceed it: warmingMaxConcurrentQueries stays
+// below numParallel in sum, keeping a chat slot free. Admission refuses a non-zero warming
+// limit smaller than the replica count, which would round to no background work at all.
+func perReplica(total, replicas int32) int {
+	if replicas <= 1 {
+		return int(total)
+	}
+	return int(total / replicas)
+}
+
+// ragServerShared is true when the server's state lives in PostgreSQL, so that replicas share
+// it and no data volume is needed (uploads are spooled to an emptyDir before they are stored).
+func ragServerShared(ra *ragv1.RagAppliance) bool {
+	return ra.Spec.RagServer.Database.Type == ragv1.DatabasePostgres
 }
 
 // chatNumCtx is the chat variant's context window (0 if the variant is missing, which
@@ -134,7 +159,7 @@ func ragServerDeployment(ra *ragv1.RagAppliance) *appsv1.Deployment {
 			LocalObjectReference: corev1.LocalObjectReference{Name: ragServerName(ra)},
 		}}},
 		{Name: "api-keys", VolumeSource: corev1.VolumeSource{Secret: &corev1.SecretVolumeSource{SecretName: apiKeysSecretName(ra)}}},
-		{Name: "data", VolumeSource: corev1.VolumeSource{PersistentVolumeClaim: &corev1.PersistentVolumeClaimVolumeSource{ClaimName: ragServerDataPVC(ra)}}},
+		ragServerDataVolume(ra),
 		emptyDir("tmp"),
 	}
 	mounts := []corev1.VolumeMount{
@@ -142,6 +167,12 @@ func ragServerDeployment(ra *ragv1.RagAppliance) *appsv1.Deployment {
 		{Name: "api-keys", MountPath: ragKeysDir, ReadOnly: true},
 		{Name: "data", MountPath: ragDataDir},
 		{Name: "tmp", MountPath: "/tmp"},
+	}
+	if ref := ra.Spec.RagServer.Database.URISecretRef; ragServerShared(ra) && ref != nil {
+		volumes = append(volumes, corev1.Volume{Name: "database", VolumeSource: corev1.VolumeSource{Secret: &corev1.SecretVolumeSource{
+			SecretName: ref.Name, Items: []corev1.KeyToPath{{Key: ref.Key, Path: databaseURIField}},
+		}}})
+		mounts = append(mounts, corev1.VolumeMount{Name: "database", MountPath: databaseURIDir, ReadOnly: true})
 	}
 	key, readOnly := qdrantKeyRefs(ra)
 	volumes = append(volumes, corev1.Volume{Name: "qdrant-api-key", VolumeSource: corev1.VolumeSource{Secret: &corev1.SecretVolumeSource{
@@ -161,13 +192,21 @@ func ragServerDeployment(ra *ragv1.RagAppliance) *appsv1.Deployment {
 		env = append(env, corev1.EnvVar{Name: "GOMEMLIMIT", Value: itoa(int(lim.Value() / 10 * 9))})
 		sort.SliceStable(env, func(i, j int) bool { return env[i].Name < env[j].Name })
 	}
+	// The embedded store lives on a ReadWriteOnce volume: never two pods at once. On
+	// PostgreSQL a new pod starts before an old one stops, so answers never pause.
+	strategy := appsv1.DeploymentStrategy{Type: appsv1.RecreateDeploymentStrategyType}
+	if ragServerShared(ra) {
+		strategy = appsv1.DeploymentStrategy{Type: appsv1.RollingUpdateDeploymentStrategyType, RollingUpdate: &appsv1.RollingUpdateDeployment{
+			MaxUnavailable: ptr.To(intstr.FromInt32(0)),
+			MaxSurge:       ptr.To(intstr.FromInt32(1)),
+		}}
+	}
 	dep := &appsv1.Deployment{
 		TypeMeta:   typeMeta("apps/v1", "Deployment"),
 		ObjectMeta: objectMeta(ra, ragServerName(ra), componentRagServer),
 		Spec: appsv1.DeploymentSpec{
-			Replicas: ptr.To(rs.Replicas),
-			// The embedded store lives on a ReadWriteOnce volume: never two pods at once.
-			Strategy:             appsv1.DeploymentStrategy{Type: appsv1.RecreateDeploymentStrategyType},
+			Replicas:             ptr.To(rs.Replicas),
+			Strategy:             strategy,
 			Selector:             metav1LabelSelector(selectorLabels(ra, componentRagServer)),
 			RevisionHistoryLimit: ptr.To[int32](3),
 			Template: corev1.PodTemplateSpec{
@@ -180,9 +219,12 @@ func ragServerDeployment(ra *ragv1.RagAppliance) *appsv1.Deployment {
 					EnableServiceLinks:            ptr.To(false),
 					TerminationGracePeriodSeconds: ptr.To[int64](30),
 					Containers: []corev1.Container{{
-						Name:            "rag-server",
-						Image:           rs.Image,
-						Ports:           []corev1.ContainerPort{{Name: "http", ContainerPort: ragServerPort, Protocol: corev1.ProtocolTCP}},
+						Name:  "rag-server",
+						Image: rs.Image,
+						Ports: []corev1.ContainerPort{
+							{Name: "http", ContainerPort: ragServerPort, Protocol: corev1.ProtocolTCP},
+							{Name: "metrics", ContainerPort: ragServerMetricsPort, Protocol: corev1.ProtocolTCP},
+						},
 						Env:             env,
 						Resources:       resources,
 						SecurityContext: restrictedContainer(),
@@ -197,15 +239,52 @@ func ragServerDeployment(ra *ragv1.RagAppliance) *appsv1.Deployment {
 		},
 	}
 	place(&dep.Spec.Template.Spec, ra, componentRagServer)
+	if rs.Replicas > 1 && dep.Spec.Template.Spec.TopologySpreadConstraints == nil {
+		// Spread replicas over nodes where there are several; on one Spark they still all run.
+		dep.Spec.Template.Spec.TopologySpreadConstraints = []corev1.TopologySpreadConstraint{{
+			MaxSkew:           1,
+			TopologyKey:       corev1.LabelHostname,
+			WhenUnsatisfiable: corev1.ScheduleAnyway,
+			LabelSelector:     metav1LabelSelector(selectorLabels(ra, componentRagServer)),
+		}}
+	}
 	return dep
+}
+
+// ragServerDataVolume is the embedded store's claim, or with PostgreSQL an emptyDir that only
+// spools uploads in flight (bounded by storage.size).
+func ragServerDataVolume(ra *ragv1.RagAppliance) corev1.Volume {
+	if !ragServerShared(ra) {
+		return corev1.Volume{Name: "data", VolumeSource: corev1.VolumeSource{PersistentVolumeClaim: &corev1.PersistentVolumeClaimVolumeSource{ClaimName: ragServerDataPVC(ra)}}}
+	}
+	v := emptyDir("data")
+	if size := ra.Spec.RagServer.Storage.Size; size != nil {
+		v.EmptyDir.SizeLimit = ptr.To(size.DeepCopy())
+	}
+	return v
+}
+
+// ragServerPDB keeps all but one replica serving through node drains; nil for one replica,
+// where a budget would only block drains.
+func ragServerPDB(ra *ragv1.RagAppliance) *policyv1.PodDisruptionBudget {
+	if ra.Spec.RagServer.Replicas <= 1 {
+		return nil
+	}
+	return podDisruptionBudget(ra, ragServerName(ra), componentRagServer)
 }
 
 func ragServerService(ra *ragv1.RagAppliance) *corev1.Service {
 	return clusterIPService(ra, ragServerName(ra), componentRagServer,
-		corev1.ServicePort{Name: "http", Port: ragServerPort, TargetPort: intstrPort(ragServerPort), Protocol: corev1.ProtocolTCP})
+		corev1.ServicePort{Name: "http", Port: ragServerPort, TargetPort: intstrPort(ragServerPort), Protocol: corev1.ProtocolTCP},
+		corev1.ServicePort{Name: "metrics", Port: ragServerMetricsPort, TargetPort: intstrPort(ragServerMetricsPort), Protocol: corev1.ProtocolTCP})
 }
 
+// ragServerPVC is the embedded store's volume; nil on PostgreSQL. A claim left from an
+// embedded past is not deleted here: spec.retention governs it when the appliance goes.
 func ragServerPVC(ra *ragv1.RagAppliance) *corev1.PersistentVolumeClaim {
+	if ragServerShared(ra) {
+		return nil
+	}
 	return &corev1.PersistentVolumeClaim{
 		TypeMeta:   typeMeta("v1", "PersistentVolumeClaim"),
 		ObjectMeta: dataVolumeMeta(ra, ragServerDataPVC(ra), componentRagServer),

@@ -12,6 +12,8 @@ type Options struct {
 	// an operator running outside the cluster, e.g. the demo).
 	OllamaURL     string
 	QdrantAddress string
+	// RagServerMetricsURL overrides the RAG server pods' metrics pages (SLO status, backlog).
+	RagServerMetricsURL string
 	// SkipQdrantVersionCheck turns off the go-client's server version check.
 	SkipQdrantVersionCheck bool
 	// ModelSyncImage is the image of the model-creation Jobs.
@@ -27,6 +29,7 @@ type Options struct {
 func Setup(mgr ctrl.Manager, opts Options) error {
 	ext := NewExternalClients(opts.OllamaURL, opts.QdrantAddress)
 	ext.SkipQdrantVersionCheck = opts.SkipQdrantVersionCheck
+	ext.RagServerMetricsURL = opts.RagServerMetricsURL
 	return (&RagApplianceReconciler{
 		Client:              mgr.GetClient(),
 		Scheme:              mgr.GetScheme(),

@@ -94,6 +94,15 @@ func TestInvalidManifestsAreRefused(t *testing.T) {
 		{"variant names differ only in case", threeModels + "- {name: Qwen3-RAG, from: x, role: chat, parameters: {numCtx: 512}}\n", "spec.models"},
 		{"variant name and its :latest", threeModels + "- {name: 'qwen3-rag:latest', from: x, role: chat, parameters: {numCtx: 512}}\n", "spec.models"},
 		{"model size negative", strings.Replace(threeModels, "role: chat,", "role: chat, size: -5Gi,", 1), "spec.models[0].size"},
+		// Scale-out: what would run but lose data or starve.
+		{"postgres without its Secret", "ragServer: {database: {type: postgres}}", "spec.ragServer.database.uriSecretRef"},
+		{"unknown database", "ragServer: {database: {type: mysql}}", "spec.ragServer.database.type"},
+		{"replicas share too few background slots", "ragServer: {replicas: 3, database: {type: postgres, uriSecretRef: {name: db, key: uri}}, concurrency: {warmingMaxConcurrentQueries: 2}}", "spec.ragServer.concurrency.warmingMaxConcurrentQueries"},
+		{"more shard copies than Qdrant peers", "qdrant: {replicas: 2, collection: {replicationFactor: 3}}", "spec.qdrant.collection.replicationFactor"},
+		{"a write waits for more copies than exist", "qdrant: {replicas: 3, collection: {replicationFactor: 2, writeConsistencyFactor: 3}}", "spec.qdrant.collection.writeConsistencyFactor"},
+		{"shard number zero", "qdrant: {collection: {shardNumber: 0}}", "spec.qdrant.collection.shardNumber"},
+		{"slo window too short", "slo: {window: 10s}", "spec.slo.window"},
+		{"slo target zero", "slo: {chatTTFTP95: 0s}", "spec.slo.chatTTFTP95"},
 	}
 	for i, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
@@ -135,6 +144,30 @@ func TestImmutableCollectionFields(t *testing.T) {
 	}
 }
 
+// TestScaleOutTransitionsRefused: the database cannot be swapped under stored documents, and
+// Qdrant cannot lose peers that hold shards.
+func TestScaleOutTransitionsRefused(t *testing.T) {
+	needEnv(t)
+	ns := newNamespace(t)
+	u, err := createManifest(ns, manifest("transitions", "qdrant: {replicas: 3}"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for patch, want := range map[string]string{
+		`{"spec":{"ragServer":{"database":{"type":"postgres","uriSecretRef":{"name":"db","key":"uri"}}}}}`: "spec.ragServer.database.type",
+		`{"spec":{"qdrant":{"replicas":2}}}`: "spec.qdrant.replicas",
+	} {
+		err := k8s.Patch(context.Background(), u.DeepCopy(), client.RawPatch("application/merge-patch+json", []byte(patch)))
+		if err == nil || !strings.Contains(err.Error(), want) {
+			t.Errorf("%s: want refusal naming %s, got %v", patch, want, err)
+		}
+	}
+	// Growing Qdrant is allowed.
+	if err := k8s.Patch(context.Background(), u.DeepCopy(), client.RawPatch("application/merge-patch+json", []byte(`{"spec":{"qdrant":{"replicas":5}}}`))); err != nil {
+		t.Errorf("growing Qdrant refused: %v", err)
+	}
+}
+
 // TestFullSampleAccepted: the DGX Spark sample, every section present, passes admission.
 func TestFullSampleAcceptedAndDefaultsApplied(t *testing.T) {
 	needEnv(t)
@@ -149,7 +182,7 @@ func TestFullSampleAcceptedAndDefaultsApplied(t *testing.T) {
 	if got != 4 || len(models) != 3 || ctxTokens != 6000 {
 		t.Fatalf("defaults not applied: numParallel=%d models=%d context=%d", got, len(models), ctxTokens)
 	}
-	for _, file := range []string{"rag_v1alpha1_ragappliance_dgx_spark.yaml", "rag_v1alpha1_ragappliance_minimal.yaml"} {
+	for _, file := range []string{"rag_v1alpha1_ragappliance_dgx_spark.yaml", "rag_v1alpha1_ragappliance_minimal.yaml", "rag_v1alpha1_ragappliance_scale_out.yaml"} {
 		data, err := os.ReadFile(filepath.Join("..", "config", "samples", file))
 		if err != nil {
 			t.Fatal(err)

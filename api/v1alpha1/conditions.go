@@ -26,6 +26,10 @@ const (
 	// ConditionNetworkPolicyReady: the appliance's NetworkPolicies are applied as declared
 	// (True with reason Disabled when spec.networkPolicy.enabled is false).
 	ConditionNetworkPolicyReady = "NetworkPolicyReady"
+	// ConditionSLOMet (informational): the RAG server holds spec.slo over the window.
+	ConditionSLOMet = "SLOMet"
+	// ConditionMonitoringReady (informational): the declared PodMonitor is applied.
+	ConditionMonitoringReady = "MonitoringReady"
 )
 
 // Condition reasons. They are CamelCase, stable, and documented in docs/crd-reference.md.
@@ -114,4 +118,16 @@ const (
 	ReasonSecretMissing = "SecretMissing"
 	// ReasonDisabled: the feature is turned off in the spec.
 	ReasonDisabled = "Disabled"
+	// ReasonShardingDiffers: an existing collection's shard number differs from the declared
+	// one; Qdrant fixes it at creation, so the collection is used as it is.
+	ReasonShardingDiffers = "ShardingDiffers"
+	// ReasonObjectivesMet / ReasonObjectiveMissed: the SLO verdict over the window.
+	ReasonObjectivesMet   = "ObjectivesMet"
+	ReasonObjectiveMissed = "ObjectiveMissed"
+	// ReasonNoSamples: nothing was measured in the window yet (no questions asked).
+	ReasonNoSamples = "NoSamples"
+	// ReasonPodMonitorApplied: the appliance's PodMonitor is applied.
+	ReasonPodMonitorApplied = "PodMonitorApplied"
+	// ReasonMetricsUnavailable: the RAG server's metrics could not be read.
+	ReasonMetricsUnavailable = "MetricsUnavailable"
 )

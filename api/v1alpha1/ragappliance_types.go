@@ -18,6 +18,7 @@ import (
 // +kubebuilder:validation:XValidation:rule="!has(self.ragServer) || !has(self.ragServer.models) || !has(self.models) || self.models.exists(m, m.name == self.ragServer.models.summary && m.role != 'embedding')",message="spec.ragServer.models.summary must name a declared spec.models[] variant whose role is not embedding",fieldPath=".ragServer.models.summary"
 // +kubebuilder:validation:XValidation:rule="!has(self.ragServer) || !has(self.ragServer.models) || !has(self.models) || self.models.exists(m, m.name == self.ragServer.models.tagging && m.role != 'embedding')",message="spec.ragServer.models.tagging must name a declared spec.models[] variant whose role is not embedding",fieldPath=".ragServer.models.tagging"
 // +kubebuilder:validation:XValidation:rule="!has(self.ragServer) || !has(self.ragServer.models) || !has(self.models) || !has(self.ragServer.tokens) || self.models.filter(m, m.name == self.ragServer.models.chat).all(m, self.ragServer.tokens.context + self.ragServer.tokens.history + self.ragServer.tokens.system + self.ragServer.tokens.response <= m.parameters.numCtx)",message="spec.ragServer.tokens: context+history+system+response must fit the numCtx of the chat variant named by spec.ragServer.models.chat (spec.models[].parameters.numCtx)",fieldPath=".ragServer.tokens"
+// +kubebuilder:validation:XValidation:rule="!has(self.ragServer) || !has(self.ragServer.replicas) || self.ragServer.replicas <= 1 || !has(self.ragServer.concurrency) || self.ragServer.concurrency.warmingMaxConcurrentQueries == 0 || self.ragServer.concurrency.warmingMaxConcurrentQueries >= self.ragServer.replicas",message="spec.ragServer.concurrency.warmingMaxConcurrentQueries is divided among the RAG server replicas: set it to 0 or at least spec.ragServer.replicas (and below spec.ollama.numParallel)",fieldPath=".ragServer.concurrency.warmingMaxConcurrentQueries"
 type RagApplianceSpec struct {
 	// ollama configures the Ollama server: image, server settings (the guide's systemd
 	// override, §1), GPU, model store and scheduling.
@@ -80,6 +81,54 @@ type RagApplianceSpec struct {
 	// +kubebuilder:validation:Enum=Retain;Delete
 	// +optional
 	Retention RetentionPolicy `json:"retention,omitempty"`
+
+	// slo is the latency the appliance holds: the RAG server slows its background work
+	// (summaries, tags, embedding batches) when chat answers start later than the target, and
+	// status.slo with the SLOMet condition report attainment over the window.
+	// +kubebuilder:default={}
+	// +optional
+	SLO SLOSpec `json:"slo,omitempty"`
+
+	// monitoring says how Prometheus finds the appliance's metrics.
+	// +kubebuilder:default={}
+	// +optional
+	Monitoring MonitoringSpec `json:"monitoring,omitempty"`
+}
+
+// SLOSpec declares latency objectives.
+type SLOSpec struct {
+	// chatTTFTP95 is the target 95th percentile of chat answers' time to first token.
+	// +kubebuilder:default="2s"
+	// +optional
+	ChatTTFTP95 Duration `json:"chatTTFTP95,omitempty"`
+
+	// healthzP99 is the target 99th percentile of the RAG server's /healthz latency (the
+	// server stays responsive during bulk ingest).
+	// +kubebuilder:default="100ms"
+	// +optional
+	HealthzP99 Duration `json:"healthzP99,omitempty"`
+
+	// window is the sliding window over which percentiles are measured.
+	// +kubebuilder:default="10m"
+	// +kubebuilder:validation:XValidation:rule="duration(self) >= duration('1m') && duration(self) <= duration('24h')",message="spec.slo.window must be between 1m and 24h"
+	// +optional
+	Window Duration `json:"window,omitempty"`
+}
+
+// MonitoringSpec is the appliance's metrics exposure.
+type MonitoringSpec struct {
+	// ollamaExporter runs a small exporter beside Ollama (a sidecar from the RAG server's
+	// image) that turns /api/ps, /api/tags and /api/version into Prometheus metrics on port
+	// 9400: Ollama has no /metrics of its own. Default true.
+	// +kubebuilder:default=true
+	// +optional
+	OllamaExporter bool `json:"ollamaExporter"`
+
+	// podMonitor renders a PodMonitor (monitoring.coreos.com/v1) selecting the RAG server's
+	// metrics port and the Ollama exporter; it needs the Prometheus Operator's CRDs.
+	// +kubebuilder:default=false
+	// +optional
+	PodMonitor bool `json:"podMonitor"`
 }
 
 // RetentionPolicy is what happens to an appliance's data volumes when it is deleted.
@@ -497,6 +546,7 @@ type RuntimeSpec struct {
 type Distance string
 
 // QdrantSpec configures the Qdrant StatefulSet and its collection.
+// +kubebuilder:validation:XValidation:rule="!has(self.collection) || !has(self.collection.replicationFactor) || self.collection.replicationFactor <= (has(self.replicas) ? self.replicas : 1)",message="spec.qdrant.collection.replicationFactor must not exceed spec.qdrant.replicas: each copy of a shard lives on a different peer",fieldPath=".collection.replicationFactor"
 type QdrantSpec struct {
 	// image is the Qdrant container image.
 	// +kubebuilder:default="docker.io/qdrant/qdrant:v1.17.1-unprivileged"
@@ -504,6 +554,18 @@ type QdrantSpec struct {
 	// +kubebuilder:validation:MaxLength=512
 	// +optional
 	Image string `json:"image,omitempty"`
+
+	// replicas is the number of Qdrant pods. Above 1 Qdrant runs in distributed mode: peers
+	// talk on port 6335, the first pod bootstraps the cluster and the others join it through
+	// the headless Service's stable names; collection.shardNumber, replicationFactor and
+	// writeConsistencyFactor say how the collection is spread. It cannot shrink: shards on a
+	// removed peer would be lost (move them with Qdrant's API first, then create anew).
+	// +kubebuilder:default=1
+	// +kubebuilder:validation:Minimum=1
+	// +kubebuilder:validation:Maximum=16
+	// +kubebuilder:validation:XValidation:rule="self >= oldSelf",message="spec.qdrant.replicas cannot shrink: the shards on the removed peers would be lost"
+	// +optional
+	Replicas int32 `json:"replicas,omitempty"`
 
 	// resources are the Qdrant container's requests and limits.
 	// +optional
@@ -538,6 +600,7 @@ type QdrantSpec struct {
 }
 
 // CollectionSpec is the Qdrant collection (guide §5).
+// +kubebuilder:validation:XValidation:rule="!has(self.writeConsistencyFactor) || self.writeConsistencyFactor <= (has(self.replicationFactor) ? self.replicationFactor : 1)",message="spec.qdrant.collection.writeConsistencyFactor must not exceed replicationFactor: a write cannot wait for more copies than exist",fieldPath=".writeConsistencyFactor"
 type CollectionSpec struct {
 	// name is the collection name.
 	// +kubebuilder:default="documents"
@@ -580,6 +643,29 @@ type CollectionSpec struct {
 	// +kubebuilder:default={}
 	// +optional
 	Optimizers OptimizersSpec `json:"optimizers,omitempty"`
+
+	// shardNumber is how many shards the collection is split into, set at creation (Qdrant
+	// cannot change it later; a difference is reported). Unset: one per Qdrant replica.
+	// +kubebuilder:validation:Minimum=1
+	// +kubebuilder:validation:Maximum=1024
+	// +optional
+	ShardNumber *int32 `json:"shardNumber,omitempty"`
+
+	// replicationFactor is how many copies of each shard Qdrant keeps, each on another peer;
+	// at most spec.qdrant.replicas. Updated in place when changed.
+	// +kubebuilder:default=1
+	// +kubebuilder:validation:Minimum=1
+	// +kubebuilder:validation:Maximum=16
+	// +optional
+	ReplicationFactor int32 `json:"replicationFactor,omitempty"`
+
+	// writeConsistencyFactor is how many copies of a shard must acknowledge a write before it
+	// succeeds; at most replicationFactor. Updated in place when changed.
+	// +kubebuilder:default=1
+	// +kubebuilder:validation:Minimum=1
+	// +kubebuilder:validation:Maximum=16
+	// +optional
+	WriteConsistencyFactor int32 `json:"writeConsistencyFactor,omitempty"`
 }
 
 // HNSWSpec is the HNSW build configuration; ef is a search-time value (spec.qdrant.search).
@@ -642,6 +728,17 @@ type OptimizersSpec struct {
 	// +kubebuilder:validation:Minimum=0
 	// +optional
 	MemmapThreshold int64 `json:"memmapThreshold"`
+
+	// bulkIngestThreshold opens a bulk-ingest window (Qdrant's advice for bulk uploads): when
+	// the RAG server's backlog reaches this many documents, the operator sets the collection's
+	// indexing threshold to 0 so HNSW is built once after the upload instead of over and over
+	// during it, and restores indexingThreshold when the backlog has drained. Searches still
+	// work meanwhile (unindexed segments are searched exactly). 0 turns the window off.
+	// +kubebuilder:default=100
+	// +kubebuilder:validation:Minimum=0
+	// +kubebuilder:validation:Maximum=1000000
+	// +optional
+	BulkIngestThreshold int32 `json:"bulkIngestThreshold"`
 }
 
 // SearchSpec holds search-time parameters.
@@ -656,6 +753,7 @@ type SearchSpec struct {
 }
 
 // RagServerSpec configures the RAG server.
+// +kubebuilder:validation:XValidation:rule="!has(self.replicas) || self.replicas <= 1 || (has(self.database) && self.database.type == 'postgres')",message="spec.ragServer.replicas above 1 needs spec.ragServer.database.type: postgres (the embedded database lives on one ReadWriteOnce volume)",fieldPath=".replicas"
 // +kubebuilder:validation:XValidation:rule="!has(self.chunking) || self.chunking.overlap < self.chunking.size",message="spec.ragServer.chunking.overlap must be less than spec.ragServer.chunking.size",fieldPath=".chunking.overlap"
 type RagServerSpec struct {
 	// image is the RAG server image.
@@ -665,13 +763,22 @@ type RagServerSpec struct {
 	// +optional
 	Image string `json:"image,omitempty"`
 
-	// replicas is 1, or 0 to stop the server: its document store is an embedded database on
-	// a ReadWriteOnce volume, so one replica owns it.
+	// replicas is the number of RAG server pods. With the embedded database it is 1, or 0 to
+	// stop the server (the database lives on a ReadWriteOnce volume, so one pod owns it); above
+	// 1 needs database.type postgres. Several replicas roll one at a time, keep a
+	// PodDisruptionBudget and spread across nodes, and share the background limits (the
+	// concurrency.warmingMaxConcurrentQueries and embedConcurrency totals are divided among them).
 	// +kubebuilder:default=1
 	// +kubebuilder:validation:Minimum=0
-	// +kubebuilder:validation:Maximum=1
+	// +kubebuilder:validation:Maximum=16
 	// +optional
 	Replicas int32 `json:"replicas"`
+
+	// database is where the server keeps its state (documents, the job queue, sessions,
+	// originals): the embedded SQLite database on the data volume, or PostgreSQL.
+	// +kubebuilder:default={type:embedded}
+	// +optional
+	Database DatabaseSpec `json:"database,omitempty"`
 
 	// resources are the RAG server container's requests and limits.
 	// +optional
@@ -726,6 +833,33 @@ type RagServerSpec struct {
 	// named Gateways (the Gateway API CRDs must be installed).
 	// +optional
 	GatewayRoute *GatewayRouteSpec `json:"gatewayRoute,omitempty"`
+}
+
+// DatabaseType selects the RAG server's state store.
+// +kubebuilder:validation:Enum=embedded;postgres
+type DatabaseType string
+
+const (
+	DatabaseEmbedded DatabaseType = "embedded"
+	DatabasePostgres DatabaseType = "postgres"
+)
+
+// DatabaseSpec is the RAG server's state store.
+// +kubebuilder:validation:XValidation:rule="!has(self.type) || self.type != 'postgres' || has(self.uriSecretRef)",message="spec.ragServer.database.uriSecretRef is required when type is postgres: it names the Secret key holding the connection URI",fieldPath=".uriSecretRef"
+// +kubebuilder:validation:XValidation:rule="!has(oldSelf.type) || !has(self.type) || self.type == oldSelf.type",message="spec.ragServer.database.type is immutable: documents are not moved between databases (create a new appliance and upload again)",fieldPath=".type"
+type DatabaseSpec struct {
+	// type is embedded (SQLite on the server's data volume; one replica) or postgres (state,
+	// queue and originals in PostgreSQL; replicas share it). Fixed once set.
+	// +kubebuilder:default=embedded
+	// +optional
+	Type DatabaseType `json:"type,omitempty"`
+
+	// uriSecretRef names the Secret key holding a libpq connection URI
+	// (postgresql://user:password@host:5432/db?sslmode=verify-full), such as the key uri of
+	// the <cluster>-app Secret CloudNativePG generates. sslmode and the other URI parameters
+	// are honoured. Changing the Secret's value rolls the server.
+	// +optional
+	URISecretRef *corev1.SecretKeySelector `json:"uriSecretRef,omitempty"`
 }
 
 // IngressSpec is the Ingress of the RAG server.
@@ -1044,6 +1178,40 @@ type RagApplianceStatus struct {
 	// memory is the memory budget (guide §6), computed from what the parts report.
 	// +optional
 	Memory *MemoryStatus `json:"memory,omitempty"`
+
+	// slo is the latency objectives' attainment, read from the RAG server's metrics.
+	// +optional
+	SLO *SLOStatus `json:"slo,omitempty"`
+}
+
+// SLOStatus is what the RAG server measured against spec.slo.
+type SLOStatus struct {
+	// window is the window the percentiles cover.
+	Window string `json:"window"`
+	// chatTTFTP95 is chat time to first token at the 95th percentile.
+	// +optional
+	ChatTTFTP95 *ObjectiveStatus `json:"chatTTFTP95,omitempty"`
+	// healthzP99 is /healthz latency at the 99th percentile.
+	// +optional
+	HealthzP99 *ObjectiveStatus `json:"healthzP99,omitempty"`
+	// backgroundThrottle is the RAG server's background concurrency as a share of its
+	// configured limit ("1.00" = unthrottled), averaged over its replicas.
+	// +optional
+	BackgroundThrottle string `json:"backgroundThrottle,omitempty"`
+}
+
+// ObjectiveStatus is one objective's attainment.
+type ObjectiveStatus struct {
+	// target is the declared objective (a duration).
+	Target string `json:"target"`
+	// measured is the percentile over the window (a duration), the worst of the replicas;
+	// empty while there are no samples.
+	// +optional
+	Measured string `json:"measured,omitempty"`
+	// samples is the number of measurements in the window, all replicas together.
+	Samples int64 `json:"samples"`
+	// met is true when measured is at most target (and there were samples).
+	Met bool `json:"met"`
 }
 
 // ModelStatus is one variant as Ollama reports it.
@@ -1119,6 +1287,15 @@ type CollectionStatus struct {
 	// memmapThreshold is the applied segment size in KB above which vectors are memory-mapped.
 	// +optional
 	MemmapThreshold int64 `json:"memmapThreshold,omitempty"`
+	// shardNumber is the number of shards Qdrant reports.
+	// +optional
+	ShardNumber int64 `json:"shardNumber,omitempty"`
+	// replicationFactor is the copies of each shard Qdrant keeps.
+	// +optional
+	ReplicationFactor int64 `json:"replicationFactor,omitempty"`
+	// writeConsistencyFactor is the copies that must acknowledge a write.
+	// +optional
+	WriteConsistencyFactor int64 `json:"writeConsistencyFactor,omitempty"`
 }
 
 // MemoryStatus is the memory budget table.

@@ -34,6 +34,7 @@ func managerMain() int {
 	var leaderElectionNamespace string
 	var opts controllers.Options
 	flag.StringVar(&opts.OllamaURL, "ollama-endpoint-override", "", "reach every appliance's Ollama at this URL instead of its Service (operator outside the cluster)")
+	flag.StringVar(&opts.RagServerMetricsURL, "rag-server-metrics-override", "", "read every appliance's RAG server metrics (SLO figures, ingest backlog) from this URL instead of its pods")
 	flag.StringVar(&opts.QdrantAddress, "qdrant-endpoint-override", "", "reach every appliance's Qdrant gRPC API at this host:port instead of its Service")
 	flag.StringVar(&opts.ModelSyncImage, "model-sync-image", envOr("MODEL_SYNC_IMAGE", controllers.DefaultModelSyncImage), "image of the model-creation Jobs (the operator's own)")
 	flag.DurationVar(&opts.ModelSyncRetryAfter, "model-sync-retry-after", controllers.DefaultModelSyncRetryAfter, "how long a failed model-creation Job is kept (for its logs) before the variant is tried again")

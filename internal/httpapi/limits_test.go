@@ -276,6 +276,7 @@ func TestStorageErrorsAre507(t *testing.T) {
 		{fmt.Errorf("store: %w", &os.PathError{Op: "open", Path: "/var/lib/rag/rag.db-journal", Err: syscall.EROFS}), "read-only"},
 		{fmt.Errorf("store: %w", &os.PathError{Op: "write", Path: "/var/lib/rag/rag.db-wal", Err: syscall.ENOSPC}), "full"},
 		{fmt.Errorf("store: %w", &os.PathError{Op: "open", Path: "/var/lib/rag/tmp/x", Err: syscall.EACCES}), "read-only"},
+		{fmt.Errorf("store: %w", ioErr{}), "cannot be written"},
 	} {
 		rec := httptest.NewRecorder()
 		srv.internal(rec, tc.err)
@@ -291,3 +292,10 @@ func TestStorageErrorsAre507(t *testing.T) {
 		}
 	}
 }
+
+// ioErr is SQLite's SQLITE_IOERR_WRITE as modernc.org/sqlite reports it (a Code method): what a
+// write to a volume remounted read-only gives.
+type ioErr struct{}
+
+func (ioErr) Error() string { return "disk I/O error (778) at /var/lib/rag/rag.db-wal" }
+func (ioErr) Code() int     { return 778 }

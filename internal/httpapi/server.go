@@ -405,7 +405,7 @@ func (s *Server) visible(w http.ResponseWriter, r *http.Request) (store.Document
 // read-only (a state the operator can fix, reported as the storage dependency), else 500. The
 // message names no path; the log has the details.
 func (s *Server) internal(w http.ResponseWriter, err error) {
-	if store.IsNoSpace(err) || store.IsReadOnly(err) || errors.Is(err, errLowSpace) {
+	if store.IsNoSpace(err) || store.IsReadOnly(err) || store.IsIOError(err) || errors.Is(err, errLowSpace) {
 		s.storeFailed(w, err)
 		return
 	}

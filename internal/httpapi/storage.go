@@ -78,6 +78,9 @@ func storageSentence(err error) string {
 	if store.IsReadOnly(err) || errors.Is(err, store.ErrReadOnlyVolume) {
 		return "the server's data volume is read-only, so nothing can be stored; documents can still be read and searched. Retry when it is writable"
 	}
+	if store.IsIOError(err) {
+		return "the server's data volume cannot be written (an I/O error), so nothing can be stored; documents can still be read and searched. Retry later"
+	}
 	return "the server's data volume is (nearly) full, so uploads are refused until space is freed; documents can still be read and searched. Retry later"
 }
 
@@ -91,6 +94,10 @@ func (s *Server) storeFailed(w http.ResponseWriter, err error) {
 	case store.IsNoSpace(err), errors.Is(err, errLowSpace):
 		s.log.Error("Data volume is full", "error", err)
 		s.insufficientStorage(w, false)
+	case store.IsIOError(err):
+		s.log.Error("Data volume cannot be written", "error", err)
+		w.Header().Set("Retry-After", fmt.Sprint(int(s.cfg.RetryAfter/time.Second)))
+		writeError(w, http.StatusInsufficientStorage, "%s", storageSentence(err))
 	default:
 		s.log.Error("Request failed", "error", err)
 		writeError(w, http.StatusInternalServerError, "internal error")
@@ -104,6 +111,8 @@ func deleteSentence(err error) string {
 		return "the document is being deleted: the server's data volume is read-only, and the delete finishes by itself once it is writable again"
 	case store.IsNoSpace(err):
 		return "the document is being deleted: the server's data volume is full, and the delete finishes by itself once space is freed"
+	case store.IsIOError(err):
+		return "the document is being deleted: the server's data volume cannot be written, and the delete finishes by itself once it can"
 	}
 	return "the document is being deleted: the vector store did not answer, and the delete finishes by itself once it is back"
 }

@@ -339,7 +339,7 @@ func (s *Server) store(ctx context.Context, f *incoming, tags []string, p auth.P
 		f.res.Status, f.res.ExistingID, f.res.Error = http.StatusConflict, dup.ID, "same content as document "+dup.ID
 	case errors.Is(err, store.ErrQueueFull):
 		f.res.Status, f.res.Error = http.StatusServiceUnavailable, fmt.Sprintf("ingest queue is full (%d documents); retry later", s.cfg.MaxQueued)
-	case store.IsNoSpace(err), store.IsReadOnly(err):
+	case store.IsNoSpace(err), store.IsReadOnly(err), store.IsIOError(err):
 		s.log.Error("Failed to store an upload", "file", f.res.File, "error", err)
 		f.res.Status, f.res.Error = http.StatusInsufficientStorage, storageSentence(err)
 	default:

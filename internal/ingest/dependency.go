@@ -45,6 +45,7 @@ const (
 	ReasonCollectionMissing = "collection_missing" // the vector store lacks the collection (NotFound)
 	ReasonFull              = "full"               // the data volume (or database) is full: ENOSPC, EDQUOT, SQLITE_FULL
 	ReasonReadOnly          = "read_only"          // the data volume cannot be written: EROFS, EACCES, SQLITE_READONLY
+	ReasonIOError           = "io_error"           // EIO, SQLITE_IOERR (a write to a volume remounted read-only)
 	ReasonStoreError        = "store_error"        // another error of the database (a claim that failed)
 )
 
@@ -99,6 +100,8 @@ func storageReason(err error) string {
 		return ReasonFull
 	case store.IsReadOnly(err):
 		return ReasonReadOnly
+	case store.IsIOError(err):
+		return ReasonIOError
 	}
 	return ""
 }

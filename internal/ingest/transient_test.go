@@ -86,7 +86,11 @@ func TestStorageErrorsAreOutages(t *testing.T) {
 		{fmt.Errorf("upsert: %w", &os.PathError{Op: "write", Path: "/d/x.wal", Err: syscall.EDQUOT}), ReasonFull},
 		{fmt.Errorf("open original: %w", &os.PathError{Op: "open", Path: "/d/originals/ab", Err: syscall.EACCES}), ReasonReadOnly},
 		{fmt.Errorf("snapshot: %w", &os.PathError{Op: "open", Path: "/d/x", Err: syscall.EROFS}), ReasonReadOnly},
+		{fmt.Errorf("store: %w", sqliteErr(13)), ReasonFull},         // SQLITE_FULL
+		{fmt.Errorf("store: %w", sqliteErr(8|5<<8)), ReasonReadOnly}, // SQLITE_READONLY_CANTINIT
+		{fmt.Errorf("store: %w", sqliteErr(10|3<<8)), ReasonIOError}, // SQLITE_IOERR_WRITE: EROFS on a remount
 		{fmt.Errorf("open original: %w", &os.PathError{Op: "open", Path: "/d/originals/ab", Err: syscall.ENOENT}), ""},
+		{fmt.Errorf("store: %w", sqliteErr(19)), ""}, // SQLITE_CONSTRAINT: a bug, not the volume
 	} {
 		err := dependencyErr(DepVector, tt.err)
 		var de *DependencyError
@@ -102,6 +106,12 @@ func TestStorageErrorsAreOutages(t *testing.T) {
 		}
 	}
 }
+
+// sqliteErr has the Code method of modernc.org/sqlite's errors (extended result code).
+type sqliteErr int
+
+func (e sqliteErr) Error() string { return fmt.Sprintf("sqlite error %d", int(e)) }
+func (e sqliteErr) Code() int     { return int(e) }
 
 // waitFor polls cond for up to 10 s.
 func waitFor(t *testing.T, what string, cond func() bool) {

@@ -65,6 +65,16 @@ func IsReadOnly(err error) bool {
 	return sqliteCode(err) == 8 // SQLITE_READONLY
 }
 
+// IsIOError reports an I/O error of the data volume: EIO, or SQLite's SQLITE_IOERR, which is
+// what SQLite answers for a write to a volume remounted read-only (EROFS) or over quota (its
+// own SQLITE_FULL is for ENOSPC alone).
+func IsIOError(err error) bool {
+	if err == nil {
+		return false
+	}
+	return errors.Is(err, syscall.EIO) || sqliteCode(err) == 10 // SQLITE_IOERR
+}
+
 // sqliteCode is the primary result code of a modernc.org/sqlite error, 0 for others.
 func sqliteCode(err error) int {
 	var c interface{ Code() int }

@@ -10,7 +10,6 @@ import (
 	"net"
 	"net/http"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -22,6 +21,7 @@ import (
 	"github.com/ragstack/rag-operator/internal/serverconfig"
 	"github.com/ragstack/rag-operator/internal/testbed/ollamatest"
 	"github.com/ragstack/rag-operator/internal/testbed/qdrantdouble"
+	"github.com/ragstack/rag-operator/internal/testbed/ragproc"
 	"github.com/ragstack/rag-operator/internal/vector"
 )
 
@@ -29,7 +29,8 @@ import (
 const collection = "documents"
 
 // bed is one drill's stack: a real Ollama with the tiny models, the Qdrant double, and the
-// real rag-server binary on a data directory that survives its restarts.
+// real rag-server binary (internal/testbed/ragproc) on a data directory that survives its
+// restarts.
 type bed struct {
 	t       *testing.T
 	ol      *ollamatest.Server
@@ -37,22 +38,29 @@ type bed struct {
 	vec     *vector.Qdrant
 	dir     string
 	dataDir string
-	cfgPath string
 	url     string
-	cred    *syscall.Credential // run the server as this user (nil: as the test)
+	opts    ragproc.Options
 
 	mu   sync.Mutex
-	cmd  *exec.Cmd
-	done chan struct{}
-	log  *os.File
+	proc *ragproc.Proc
 }
 
+// newBed prepares a drill's stack; cred runs the server as that user (nil: as the test). The
+// bed's directory (config, log) is readable by every user, so a server run as nobody can read
+// its config: t.TempDir's parent is private to the test's user.
 func newBed(t *testing.T, dataDir string, cred *syscall.Credential) *bed {
 	t.Helper()
-	b := &bed{t: t, dir: t.TempDir(), cred: cred}
+	dir, err := os.MkdirTemp("", "drill-bed-")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { os.RemoveAll(dir) })
+	if err := os.Chmod(dir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	b := &bed{t: t, dir: dir}
 	b.ol = ollamatest.StartWithModels(t, ollamatest.Options{Env: map[string]string{"OLLAMA_NUM_PARALLEL": "2", "OLLAMA_KEEP_ALIVE": "-1"}})
 	b.qd = qdrantdouble.Start(t)
-	var err error
 	coll := serverconfig.Collection{Name: collection, VectorSize: ollamatest.EmbedDim, Distance: "Cosine"}
 	b.vec, err = vector.NewQdrant(context.Background(), vector.QdrantOptions{Addr: b.qd.Address(), Collection: coll,
 		SkipCompatibilityCheck: true, CreateIfMissing: true})
@@ -67,78 +75,64 @@ func newBed(t *testing.T, dataDir string, cred *syscall.Credential) *bed {
 		dataDir = filepath.Join(b.dir, "data")
 	}
 	b.dataDir = dataDir
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	listen := ln.Addr().String()
-	ln.Close()
-	b.url = "http://" + listen
 	cfg := serverconfig.Default()
-	cfg.Listen, cfg.DataDir = listen, dataDir
+	// Fixed addresses: a restarted server answers where the first one did.
+	cfg.Listen, cfg.MetricsListen = freeAddr(t), freeAddr(t)
+	b.url = "http://" + cfg.Listen
+	cfg.DataDir = dataDir
 	cfg.Ollama.URL = b.ol.URL
 	cfg.Qdrant.Address = b.qd.Address()
 	cfg.Qdrant.Collection = coll
 	cfg.Models = serverconfig.Models{Chat: ollamatest.ChatModel, Embedding: ollamatest.EmbedModel, Summary: ollamatest.ChatModel, Tagging: ollamatest.ChatModel}
 	cfg.Limits.MaxConcurrentProcessing, cfg.Limits.EmbedBatchSize, cfg.Limits.MaxQueuedDocuments = 3, 16, 1000
-	b.cfgPath = filepath.Join(b.dir, "config.json")
-	if err := os.WriteFile(b.cfgPath, cfg.Marshal(), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	if b.log, err = os.Create(filepath.Join(b.dir, "rag-server.log")); err != nil {
-		t.Fatal(err)
-	}
+	// Summaries off: the drills are about documents.
+	b.opts = ragproc.Options{Binary: serverBin, Dir: b.dir, Config: cfg, Credential: cred, Wait: 60 * time.Second,
+		Args: []string{"--insecure-no-auth", "--enrich=false", "--probe-interval=1s"}}
 	t.Cleanup(func() {
 		b.kill()
 		if t.Failed() {
-			t.Logf("rag-server log, last part:\n%s", tail(b.log.Name(), 6<<10))
+			t.Logf("rag-server log, last part:\n%s", tail(filepath.Join(b.dir, "rag-server.log"), 6<<10))
 		}
-		b.log.Close()
+		// RAG_DRILLS_LOGS=dir keeps each drill's server log (the bed's directory is removed).
+		if keep := os.Getenv("RAG_DRILLS_LOGS"); keep != "" {
+			if data, err := os.ReadFile(filepath.Join(b.dir, "rag-server.log")); err == nil {
+				os.WriteFile(filepath.Join(keep, t.Name()+".log"), data, 0o644)
+			}
+		}
 	})
 	return b
 }
 
-// start runs the server (summaries off: the drills are about documents) and waits for /healthz.
+func freeAddr(t *testing.T) string {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	return ln.Addr().String()
+}
+
+// start runs the server and waits for /healthz.
 func (b *bed) start() {
 	b.t.Helper()
-	cmd := exec.Command(serverBin, "--config", b.cfgPath, "--insecure-no-auth", "--enrich=false", "--probe-interval=1s")
-	cmd.Stdout, cmd.Stderr = b.log, b.log
-	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL, Credential: b.cred}
-	if err := cmd.Start(); err != nil {
+	p, err := ragproc.Start(b.opts)
+	if err != nil {
 		b.t.Fatal(err)
 	}
-	done := make(chan struct{})
-	go func() { cmd.Wait(); close(done) }()
 	b.mu.Lock()
-	b.cmd, b.done = cmd, done
+	b.proc = p
 	b.mu.Unlock()
-	deadline := time.Now().Add(60 * time.Second)
-	for {
-		if resp, err := http.Get(b.url + "/healthz"); err == nil {
-			resp.Body.Close()
-			return
-		}
-		select {
-		case <-done:
-			b.t.Fatalf("rag-server exited at start:\n%s", tail(b.log.Name(), 4<<10))
-		default:
-		}
-		if time.Now().After(deadline) {
-			b.t.Fatalf("rag-server did not answer in 60s:\n%s", tail(b.log.Name(), 4<<10))
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
 }
 
 // kill sends SIGKILL: no shutdown code runs.
 func (b *bed) kill() {
 	b.mu.Lock()
-	cmd, done := b.cmd, b.done
-	b.cmd = nil
+	p := b.proc
+	b.proc = nil
 	b.mu.Unlock()
-	if cmd != nil {
-		cmd.Process.Kill()
-		<-done
+	if p != nil {
+		p.Kill()
 	}
 }
 
@@ -249,6 +243,42 @@ func (b *bed) list() []doc {
 		return nil
 	}
 	return out.Documents
+}
+
+// storageDown waits up to 10 s for the server to report the storage dependency down
+// (GET /api/health/dependencies) and returns what it says.
+func (b *bed) storageDown() (string, bool) {
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		var out struct {
+			Dependencies map[string]struct {
+				OK    bool   `json:"ok"`
+				Error string `json:"error"`
+			} `json:"dependencies"`
+		}
+		if resp, err := (&http.Client{Timeout: 5 * time.Second}).Get(b.url + "/api/health/dependencies"); err == nil {
+			json.NewDecoder(resp.Body).Decode(&out)
+			resp.Body.Close()
+		}
+		if st, ok := out.Dependencies["storage"]; ok && !st.OK {
+			return st.Error, true
+		}
+		if time.Now().After(deadline) {
+			return "", false
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+}
+
+// checkRefusals asserts that uploads refused while the data volume could not be written got
+// 507 and a sentence naming no path of the server's.
+func (b *bed) checkRefusals(refused []fileResult) {
+	b.t.Helper()
+	for _, r := range refused {
+		if r.Status != http.StatusInsufficientStorage || r.Error == "" || strings.Contains(r.Error, b.dataDir) || strings.Contains(r.Error, "/tmp") {
+			b.t.Errorf("upload %s refused with %d %q, want 507 and a sentence without a path", r.File, r.Status, r.Error)
+		}
+	}
 }
 
 // midIngest waits until at least two documents are ready while others are still queued or in

@@ -58,26 +58,34 @@ type Options struct {
 	Keys   []Key
 	Args   []string      // more flags, e.g. --enrich=false
 	Wait   time.Duration // for /healthz; default 60s
+	// Credential runs the server as another user (root only); the config and keys files are
+	// then given to that user, so it can read them.
+	Credential *syscall.Credential
 }
 
 // Proc is a running server.
 type Proc struct {
-	URL     string
-	LogPath string
-	cmd     *exec.Cmd
-	done    chan error
+	URL string
+	// MetricsURL is the metrics listener (Config.MetricsListen; by default a free loopback
+	// port, as the operator always renders one): /metrics without a key.
+	MetricsURL string
+	LogPath    string
+	cmd        *exec.Cmd
+	done       chan error
 }
 
 // Start writes the config and keys, starts the binary and waits until /healthz answers.
 func Start(o Options) (*Proc, error) {
 	cfg := o.Config
-	if cfg.Listen == "" {
-		ln, err := net.Listen("tcp", "127.0.0.1:0")
-		if err != nil {
-			return nil, err
+	for _, addr := range []*string{&cfg.Listen, &cfg.MetricsListen} {
+		if *addr == "" {
+			ln, err := net.Listen("tcp", "127.0.0.1:0")
+			if err != nil {
+				return nil, err
+			}
+			*addr = ln.Addr().String()
+			ln.Close()
 		}
-		cfg.Listen = ln.Addr().String()
-		ln.Close()
 	}
 	if cfg.DataDir == "" || cfg.DataDir == serverconfig.Default().DataDir {
 		cfg.DataDir = filepath.Join(o.Dir, "data")
@@ -85,25 +93,23 @@ func Start(o Options) (*Proc, error) {
 	if len(o.Keys) > 0 {
 		cfg.Auth.KeysFile = filepath.Join(o.Dir, "keys.json")
 		b, _ := json.MarshalIndent(o.Keys, "", "  ")
-		if err := os.WriteFile(cfg.Auth.KeysFile, b, 0o600); err != nil {
+		if err := writeFor(cfg.Auth.KeysFile, b, o.Credential); err != nil {
 			return nil, err
 		}
 	}
 	cfgPath := filepath.Join(o.Dir, "config.json")
-	if err := os.WriteFile(cfgPath, cfg.Marshal(), 0o600); err != nil {
+	if err := writeFor(cfgPath, cfg.Marshal(), o.Credential); err != nil {
 		return nil, err
 	}
-	p := &Proc{URL: "http://" + cfg.Listen, LogPath: filepath.Join(o.Dir, "rag-server.log"), done: make(chan error, 1)}
-	if strings.HasPrefix(cfg.Listen, ":") || strings.HasPrefix(cfg.Listen, "0.0.0.0:") {
-		p.URL = "http://127.0.0.1:" + cfg.Listen[strings.LastIndexByte(cfg.Listen, ':')+1:]
-	}
-	logf, err := os.Create(p.LogPath)
+	p := &Proc{URL: localURL(cfg.Listen), MetricsURL: localURL(cfg.MetricsListen), LogPath: filepath.Join(o.Dir, "rag-server.log"), done: make(chan error, 1)}
+	// Appended: a server started again on the same Dir (a restart) keeps the earlier log.
+	logf, err := os.OpenFile(p.LogPath, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
 	if err != nil {
 		return nil, err
 	}
 	p.cmd = exec.Command(o.Binary, append([]string{"--config", cfgPath}, o.Args...)...)
 	p.cmd.Stdout, p.cmd.Stderr = logf, logf
-	p.cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
+	p.cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL, Credential: o.Credential}
 	if err := p.cmd.Start(); err != nil {
 		logf.Close()
 		return nil, err
@@ -129,6 +135,47 @@ func Start(o Options) (*Proc, error) {
 			return nil, fmt.Errorf("rag-server did not answer /healthz in %s:\n%s", wait, p.LogTail())
 		}
 		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+// localURL is the loopback URL of a listen address (":8080" and "0.0.0.0:8080" included).
+func localURL(listen string) string {
+	if strings.HasPrefix(listen, ":") || strings.HasPrefix(listen, "0.0.0.0:") {
+		return "http://127.0.0.1:" + listen[strings.LastIndexByte(listen, ':')+1:]
+	}
+	return "http://" + listen
+}
+
+// writeFor writes a file only its owner can read: the test's user, or cred's when the server
+// runs as another user. The directories above must let that user through (the caller's part).
+func writeFor(path string, data []byte, cred *syscall.Credential) error {
+	if err := os.WriteFile(path, data, 0o600); err != nil {
+		return err
+	}
+	if cred != nil {
+		return os.Chown(path, int(cred.Uid), int(cred.Gid))
+	}
+	return nil
+}
+
+// Kill sends SIGKILL and waits: no shutdown code runs (a crash).
+func (p *Proc) Kill() {
+	if p.cmd.ProcessState != nil {
+		return
+	}
+	p.cmd.Process.Kill()
+	err := <-p.done
+	p.done <- err
+}
+
+// Exited reports whether the process has ended.
+func (p *Proc) Exited() bool {
+	select {
+	case err := <-p.done:
+		p.done <- err
+		return true
+	default:
+		return false
 	}
 }
 

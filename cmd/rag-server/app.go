@@ -159,7 +159,7 @@ func newApp(ctx context.Context, cfg serverconfig.Config, opts options, log *slo
 		httpapi.Check{Name: httpapi.DepStore, Probe: a.st.Ping, Self: true},
 		httpapi.Check{Name: httpapi.DepOllama, Probe: a.llm.Ping},
 		httpapi.Check{Name: httpapi.DepVector, Probe: a.vec.Ping},
-	).WithLogger(log)
+	).WithLogger(log).OnRecover(a.pipe.DependencyBack) // ingest waiting out a backoff resumes at once
 	srv, err := httpapi.New(httpapi.Config{
 		MaxFileBytes: cfg.Uploads.MaxFileBytes,
 		MaxFiles:     cfg.Uploads.MaxFilesPerRequest,

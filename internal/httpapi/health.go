@@ -51,9 +51,10 @@ type Readiness struct {
 	timeout  time.Duration
 	log      *slog.Logger
 
-	mu       sync.RWMutex
-	results  map[string]CheckResult
-	draining atomic.Bool
+	mu        sync.RWMutex
+	results   map[string]CheckResult
+	draining  atomic.Bool
+	onRecover func(name string)
 }
 
 // NewReadiness probes every interval, each probe bounded by timeout.
@@ -72,6 +73,13 @@ func (r *Readiness) AddCheck(c Check) {
 // WithLogger logs each check going down and coming back.
 func (r *Readiness) WithLogger(l *slog.Logger) *Readiness {
 	r.log = l
+	return r
+}
+
+// OnRecover calls f (set before Run) with a check's name when its probe passes again after a
+// failure: the ingest then stops waiting out its backoff for that dependency.
+func (r *Readiness) OnRecover(f func(name string)) *Readiness {
+	r.onRecover = f
 	return r
 }
 
@@ -109,6 +117,9 @@ func (r *Readiness) ProbeOnce(ctx context.Context) {
 			prev, seen := r.results[c.Name]
 			r.results[c.Name] = res
 			r.mu.Unlock()
+			if res.OK && seen && !prev.OK && r.onRecover != nil && ctx.Err() == nil {
+				r.onRecover(c.Name)
+			}
 			if r.log == nil || ctx.Err() != nil {
 				return
 			}

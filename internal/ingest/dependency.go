@@ -184,6 +184,23 @@ type backoff struct {
 	until   time.Time
 	wait    time.Duration
 	blocked map[string]bool // dependency → waiting for it
+	cut     chan struct{}   // closed (and replaced) when the wait is cut short
+}
+
+// back ends the wait at once when it is for dep (its probe passes again), so the workers try
+// now instead of up to the longest backoff later; it reports whether it did.
+func (b *backoff) back(dep string) bool {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if !b.blocked[dep] || !time.Now().Before(b.until) {
+		return false
+	}
+	b.until = time.Now()
+	if b.cut != nil {
+		close(b.cut)
+		b.cut = nil
+	}
+	return true
 }
 
 func (b *backoff) fail(dep string) time.Duration {
@@ -228,16 +245,19 @@ func (b *backoff) clear(dep string) bool {
 	return was
 }
 
-func (b *backoff) left() time.Duration {
+func (b *backoff) left() (time.Duration, <-chan struct{}) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
-	return time.Until(b.until)
+	if b.cut == nil {
+		b.cut = make(chan struct{})
+	}
+	return time.Until(b.until), b.cut
 }
 
-// waitOut sleeps while the backoff lasts; false when ctx ended.
+// waitOut sleeps while the backoff lasts (or until back cuts it short); false when ctx ended.
 func (b *backoff) waitOut(ctx context.Context) bool {
 	for {
-		d := b.left()
+		d, cut := b.left()
 		if d <= 0 {
 			return ctx.Err() == nil
 		}
@@ -246,6 +266,8 @@ func (b *backoff) waitOut(ctx context.Context) bool {
 		case <-ctx.Done():
 			t.Stop()
 			return false
+		case <-cut:
+			t.Stop()
 		case <-t.C:
 		}
 	}

@@ -147,6 +147,18 @@ func New(cfg Config, st *store.Store, p Parser, lc llm.Client, vs vector.Store, 
 	}
 }
 
+// DependencyBack is told that a dependency's probe passes again (ollama, vector, storage: the
+// names of the server's readiness checks): workers waiting out a backoff for it try at once,
+// instead of up to OutageBackoffMax later. A dependency they do not wait for changes nothing.
+func (p *Pipeline) DependencyBack(dep string) {
+	if p.docWait.back(dep) {
+		p.log.Info("Dependency back by its probe, ingest resumes now", "job", jobDocument, "dependency", dep)
+	}
+	if p.enrichWait.back(dep) {
+		p.log.Info("Dependency back by its probe, ingest resumes now", "job", jobEnrich, "dependency", dep)
+	}
+}
+
 // Notify wakes idle workers: new work is queued.
 func (p *Pipeline) Notify() {
 	for i := 0; i < cap(p.wake); i++ {

@@ -449,3 +449,30 @@ func TestOllamaModelMissingThenCreated(t *testing.T) {
 	}
 	r.waitFor(t, "documents enriched once the chat model exists", 2*time.Minute, func(_, enriched int) bool { return enriched == len(r.ids) })
 }
+
+// When the server's probe sees the dependency back, the workers stop waiting out a long backoff
+// and the queue moves at once.
+func TestDependencyBackResumesAtOnce(t *testing.T) {
+	cfg := Config{Workers: 2, OutageBackoff: time.Minute, OutageBackoffMax: time.Minute}
+	e := newEnv(t, cfg)
+	e.llm.SetEmbedErr(&url.Error{Op: "Post", URL: "http://127.0.0.1:1/api/embed", Err: &net.OpError{Op: "dial", Net: "tcp", Err: os.NewSyscallError("connect", syscall.ECONNREFUSED)}})
+	e.start()
+	var ids []string
+	for i := range 3 {
+		ids = append(ids, e.upload(fmt.Sprintf("d%d.txt", i), []byte(words(30, fmt.Sprintf("d%d-", i)))).ID)
+	}
+	deferred := e.p.m.deferred.WithLabelValues(jobDocument, DepOllama, ReasonUnreachable)
+	waitFor(t, "a document deferred", func() bool { return testutil.ToFloat64(deferred) >= 1 })
+	e.llm.SetEmbedErr(nil)
+	e.p.DependencyBack(DepVector) // not what the workers wait for: they keep waiting
+	time.Sleep(300 * time.Millisecond)
+	if n := notFailed(t, e.st, ids); n != 0 {
+		t.Fatalf("%d ready before Ollama was reported back", n)
+	}
+	start := time.Now()
+	e.p.DependencyBack(DepOllama)
+	waitFor(t, "every document ready", func() bool { return notFailed(t, e.st, ids) == len(ids) })
+	if took := time.Since(start); took > 5*time.Second {
+		t.Fatalf("documents ready %s after Ollama was reported back; the backoff is a minute", took)
+	}
+}

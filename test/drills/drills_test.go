@@ -33,9 +33,14 @@ import (
 
 var serverBin string
 
-// settleBound is how long every document has, after the fault is taken away, to end ready or
-// failed; a document still pending or processing then is stuck.
-const settleBound = 4 * time.Minute
+// After the fault is taken away every document must end ready or failed with no stretch of
+// stallBound in which none settles, and within settleMax in all; a document still pending or
+// processing then is stuck. (The first settle after a fault may include loading the embedding
+// model again: minutes on a loaded 2-core machine.)
+const (
+	stallBound = 3 * time.Minute
+	settleMax  = 30 * time.Minute
+)
 
 func TestMain(m *testing.M) {
 	code := func() int {
@@ -96,7 +101,7 @@ type Result struct {
 	// work repeated for documents in flight at the fault, by design (same point ids).
 	Reupserted     int     `json:"reupsertedChunks"`
 	RecoverSeconds float64 `json:"timeToRecoverSeconds"`
-	BoundSeconds   float64 `json:"boundSeconds"`
+	BoundSeconds   float64 `json:"boundSeconds"` // stallBound: the longest time without a document settling
 	// Measured is when the drill ran and with how many documents (RAG_DRILL_DOCS): a report
 	// merges the drills of several runs.
 	Measured  string `json:"measured,omitempty"`
@@ -123,11 +128,11 @@ func record(r Result) {
 func (b *bed) check(r Result, acked map[string]string, recoverStart time.Time) {
 	t := b.t
 	t.Helper()
-	_, docs, ok := b.settle(acked, settleBound)
+	_, docs, ok := b.settle(acked, stallBound, settleMax)
 	r.Done = true
 	r.Acknowledged = len(acked)
 	r.RecoverSeconds = time.Since(recoverStart).Seconds()
-	r.BoundSeconds = settleBound.Seconds()
+	r.BoundSeconds = stallBound.Seconds()
 	r.Measured, r.Command = time.Now().UTC().Format(time.RFC3339), runCommand()
 	if r.Documents == 0 { // every file of the drill's corpus ends acknowledged (refused ones are sent again)
 		r.Documents = len(acked)
@@ -171,7 +176,7 @@ func (b *bed) check(r Result, acked map[string]string, recoverStart time.Time) {
 			}
 		default:
 			r.Stuck++
-			t.Errorf("%s stuck %s after %s", name, d.Status, settleBound)
+			t.Errorf("%s stuck %s (no document settled for %s, or %s in all)", name, d.Status, stallBound, settleMax)
 		}
 	}
 	for name, n := range names {
@@ -189,7 +194,7 @@ func (b *bed) check(r Result, acked map[string]string, recoverStart time.Time) {
 		t.Errorf("%d valid documents failed: %v", r.Failed, r.FailReasons)
 	}
 	if !ok && r.Stuck == 0 {
-		t.Errorf("documents did not settle in %s", settleBound)
+		t.Errorf("documents did not settle (no progress for %s, or %s in all)", stallBound, settleMax)
 	}
 	if b, err := os.ReadFile("/proc/loadavg"); err == nil {
 		if f := strings.Fields(string(b)); len(f) >= 3 {

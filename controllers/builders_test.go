@@ -307,10 +307,11 @@ func checkGolden(t *testing.T, file string, got []byte) {
 
 // desiredChildren is every object the builders render for an appliance, in apply order.
 func desiredChildren(ra *ragv1.RagAppliance) []client.Object {
-	objs := []client.Object{
-		ollamaPVC(ra), ollamaService(ra), ollamaDeployment(ra),
-		qdrantHeadlessService(ra), qdrantService(ra), qdrantStatefulSet(ra),
+	objs := []client.Object{ollamaPVC(ra), ollamaService(ra), ollamaDeployment(ra)}
+	if ollamaPooled(ra) {
+		objs = []client.Object{ollamaHeadlessService(ra), ollamaService(ra), ollamaStatefulSet(ra)}
 	}
+	objs = append(objs, qdrantHeadlessService(ra), qdrantService(ra), qdrantStatefulSet(ra))
 	if pdb := qdrantPDB(ra); pdb != nil {
 		objs = append(objs, pdb)
 	}

@@ -7,6 +7,7 @@ import (
 	"net/http"
 	"net/url"
 	"strconv"
+	"strings"
 	"sync"
 	"time"
 
@@ -66,41 +67,77 @@ func (e *ExternalClients) SetEndpoints(ollamaURL, qdrantAddress string) {
 	e.OllamaURL, e.QdrantAddress = ollamaURL, qdrantAddress
 }
 
-func (e *ExternalClients) ollamaURL(ra *ragv1.RagAppliance) string {
+// ollamaURLs are the addresses the operator uses for the appliance's Ollama servers: the
+// in-cluster ones (ollamaServerURLs), or the override, a comma-separated list whose entries
+// stand for the servers in order (one entry stands for all).
+func (e *ExternalClients) ollamaURLs(ra *ragv1.RagAppliance) []string {
 	e.mu.Lock()
-	defer e.mu.Unlock()
-	if e.OllamaURL != "" {
-		return e.OllamaURL
+	override := e.OllamaURL
+	e.mu.Unlock()
+	inCluster := ollamaServerURLs(ra)
+	if override == "" {
+		return inCluster
 	}
-	return serviceURL(ra, ollamaName(ra), ollamaPort)
+	var list []string
+	for _, u := range strings.Split(override, ",") {
+		if u = strings.TrimSpace(u); u != "" {
+			list = append(list, u)
+		}
+	}
+	if len(list) == 0 {
+		return inCluster
+	}
+	out := make([]string, len(inCluster))
+	for i := range out {
+		out[i] = list[i%len(list)]
+	}
+	return compactStrings(out)
 }
 
-// Ollama returns a client for the appliance's Ollama. Calls are short: the operator never
-// waits on a model load inside a reconcile.
-func (e *ExternalClients) Ollama(ra *ragv1.RagAppliance) (OllamaAPI, error) {
-	raw := e.ollamaURL(ra)
-	u, err := url.Parse(raw)
-	if err != nil {
-		return nil, fmt.Errorf("ollama url %q: %w", raw, err)
+// compactStrings drops repeated entries, keeping the first.
+func compactStrings(in []string) []string {
+	seen := map[string]bool{}
+	var out []string
+	for _, s := range in {
+		if !seen[s] {
+			seen[s] = true
+			out = append(out, s)
+		}
 	}
+	return out
+}
+
+// Ollama returns a client for the appliance's Ollama: for a pool, one that asks every server
+// (ollamaPool). Calls are short: the operator never waits on a model load inside a reconcile.
+func (e *ExternalClients) Ollama(ra *ragv1.RagAppliance) (OllamaAPI, error) {
 	e.mu.Lock()
 	if e.httpClient == nil {
 		e.httpClient = &http.Client{Timeout: 10 * time.Second}
 	}
 	hc := e.httpClient
 	e.mu.Unlock()
-	return api.NewClient(u, hc), nil
+	return ollamaClients(e.ollamaURLs(ra), hc)
 }
 
 // OllamaLoader returns a client without a request timeout, for model loads bounded by the
 // caller's context (OLLAMA_LOAD_TIMEOUT can be minutes).
 func (e *ExternalClients) OllamaLoader(ra *ragv1.RagAppliance) (OllamaAPI, error) {
-	raw := e.ollamaURL(ra)
-	u, err := url.Parse(raw)
-	if err != nil {
-		return nil, fmt.Errorf("ollama url %q: %w", raw, err)
+	return ollamaClients(e.ollamaURLs(ra), &http.Client{})
+}
+
+func ollamaClients(urls []string, hc *http.Client) (OllamaAPI, error) {
+	pool := make(ollamaPool, 0, len(urls))
+	for _, raw := range urls {
+		u, err := url.Parse(raw)
+		if err != nil {
+			return nil, fmt.Errorf("ollama url %q: %w", raw, err)
+		}
+		pool = append(pool, poolServer{url: raw, api: api.NewClient(u, hc)})
 	}
-	return api.NewClient(u, &http.Client{}), nil
+	if len(pool) == 1 {
+		return pool[0].api, nil
+	}
+	return pool, nil
 }
 
 // Qdrant returns a cached gRPC client for the appliance's Qdrant.

@@ -91,7 +91,8 @@ func modelJob(ra *ragv1.RagAppliance, m ragv1.ModelVariant, image string) *batch
 						Image:   image,
 						Command: []string{"/manager"},
 						Args: []string{"model-sync",
-							"--ollama=" + serviceURL(ra, ollamaName(ra), ollamaPort),
+							// Every server of a pool gets the variant (one Job, servers in turn).
+							"--ollama=" + strings.Join(ollamaServerURLs(ra), ","),
 							"--variant=" + string(spec),
 						},
 						SecurityContext:          restrictedContainer(),

@@ -56,8 +56,14 @@ func runJob(t *testing.T, j batchv1.Job, ollamaURL string) {
 	if args[0] != "model-sync" {
 		t.Fatalf("Job %s runs %v", j.Name, args)
 	}
+	setJobOutcome(t, j, syncVariantOf(t, j, ollamaURL))
+}
+
+// syncVariantOf runs a model Job's model-sync against one Ollama server.
+func syncVariantOf(t *testing.T, j batchv1.Job, ollamaURL string) error {
+	t.Helper()
 	var v modelspec.Variant
-	for _, a := range args[1:] {
+	for _, a := range j.Spec.Template.Spec.Containers[0].Args[1:] {
 		if val, ok := strings.CutPrefix(a, "--variant="); ok {
 			if err := json.Unmarshal([]byte(val), &v); err != nil {
 				t.Fatal(err)
@@ -67,7 +73,7 @@ func runJob(t *testing.T, j batchv1.Job, ollamaURL string) {
 	u, _ := url.Parse(ollamaURL)
 	c := api.NewClient(u, http.DefaultClient)
 	_, err := modelsync.Sync(context.Background(), c, v, modelsync.Options{PullAttempts: 1})
-	setJobOutcome(t, j, err)
+	return err
 }
 
 func setJobOutcome(t *testing.T, j batchv1.Job, runErr error) {

@@ -7,6 +7,7 @@ import (
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/resource"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/utils/ptr"
 
 	ragv1 "github.com/ragstack/rag-operator/api/v1alpha1"
@@ -106,6 +107,11 @@ func ollamaDeployment(ra *ragv1.RagAppliance) *appsv1.Deployment {
 		resources.Requests[gpuResource] = gpus
 	}
 	podLabels := labels(ra, componentOllama)
+	volumes := []corev1.Volume{emptyDir("home"), emptyDir("tmp")}
+	if !ollamaPooled(ra) {
+		// A pool's model stores come from the StatefulSet's claim template instead.
+		volumes = append([]corev1.Volume{{Name: "models", VolumeSource: corev1.VolumeSource{PersistentVolumeClaim: &corev1.PersistentVolumeClaimVolumeSource{ClaimName: ollamaModelsPVC(ra)}}}}, volumes...)
+	}
 	dep := &appsv1.Deployment{
 		TypeMeta:   typeMeta("apps/v1", "Deployment"),
 		ObjectMeta: objectMeta(ra, ollamaName(ra), componentOllama),
@@ -141,11 +147,7 @@ func ollamaDeployment(ra *ragv1.RagAppliance) *appsv1.Deployment {
 							{Name: "tmp", MountPath: "/tmp"},
 						},
 					}},
-					Volumes: []corev1.Volume{
-						{Name: "models", VolumeSource: corev1.VolumeSource{PersistentVolumeClaim: &corev1.PersistentVolumeClaimVolumeSource{ClaimName: ollamaModelsPVC(ra)}}},
-						emptyDir("home"),
-						emptyDir("tmp"),
-					},
+					Volumes: volumes,
 				},
 			},
 		},
@@ -155,6 +157,62 @@ func ollamaDeployment(ra *ragv1.RagAppliance) *appsv1.Deployment {
 	}
 	place(&dep.Spec.Template.Spec, ra, componentOllama)
 	return dep
+}
+
+// ollamaPooled is true when Ollama runs as a pool of servers (spec.ollama.replicas > 1).
+func ollamaPooled(ra *ragv1.RagAppliance) bool { return ra.Spec.Ollama.Replicas > 1 }
+
+func ollamaHeadless(ra *ragv1.RagAppliance) string { return ra.Name + "-ollama-headless" }
+
+// ollamaServerURLs are the in-cluster addresses of every Ollama server: each pod of a pool
+// through the headless Service, else the Service.
+func ollamaServerURLs(ra *ragv1.RagAppliance) []string {
+	if !ollamaPooled(ra) {
+		return []string{serviceURL(ra, ollamaName(ra), ollamaPort)}
+	}
+	urls := make([]string, ra.Spec.Ollama.Replicas)
+	for i := range urls {
+		urls[i] = "http://" + ollamaName(ra) + "-" + itoa(i) + "." + ollamaHeadless(ra) + "." + ra.Namespace + ".svc:" + itoa(ollamaPort)
+	}
+	return urls
+}
+
+// ollamaStatefulSet runs a pool of Ollama servers: the Deployment's pod, with a model store per
+// pod from a claim template (deleted with the appliance or when scaled in: models can be pulled
+// again) and stable names for the RAG server to address each. Pods start in parallel; a model
+// store is per pod, so there is no ordering to keep.
+func ollamaStatefulSet(ra *ragv1.RagAppliance) *appsv1.StatefulSet {
+	dep := ollamaDeployment(ra)
+	return &appsv1.StatefulSet{
+		TypeMeta:   typeMeta("apps/v1", "StatefulSet"),
+		ObjectMeta: dep.ObjectMeta,
+		Spec: appsv1.StatefulSetSpec{
+			Replicas:             ptr.To(ra.Spec.Ollama.Replicas),
+			ServiceName:          ollamaHeadless(ra),
+			Selector:             dep.Spec.Selector,
+			PodManagementPolicy:  appsv1.ParallelPodManagement,
+			UpdateStrategy:       appsv1.StatefulSetUpdateStrategy{Type: appsv1.RollingUpdateStatefulSetStrategyType},
+			RevisionHistoryLimit: ptr.To[int32](3),
+			PersistentVolumeClaimRetentionPolicy: &appsv1.StatefulSetPersistentVolumeClaimRetentionPolicy{
+				WhenDeleted: appsv1.DeletePersistentVolumeClaimRetentionPolicyType,
+				WhenScaled:  appsv1.DeletePersistentVolumeClaimRetentionPolicyType,
+			},
+			Template: dep.Spec.Template,
+			VolumeClaimTemplates: []corev1.PersistentVolumeClaim{{
+				TypeMeta:   typeMeta("v1", "PersistentVolumeClaim"),
+				ObjectMeta: metav1.ObjectMeta{Name: "models", Labels: labels(ra, componentOllama)},
+				Spec:       pvcSpec(ra.Spec.Ollama.Storage, "200Gi"),
+			}},
+		},
+	}
+}
+
+// ollamaHeadlessService gives each pod of a pool its stable DNS name.
+func ollamaHeadlessService(ra *ragv1.RagAppliance) *corev1.Service {
+	svc := clusterIPService(ra, ollamaHeadless(ra), componentOllama,
+		corev1.ServicePort{Name: "http", Port: ollamaPort, TargetPort: intstrPort(ollamaPort), Protocol: corev1.ProtocolTCP})
+	svc.Spec.ClusterIP = corev1.ClusterIPNone
+	return svc
 }
 
 func ollamaService(ra *ragv1.RagAppliance) *corev1.Service {

@@ -230,12 +230,32 @@ func (r *RagApplianceReconciler) reconcileOllama(ctx context.Context, s *scope) 
 	}
 	setCondition(ra, ragv1.ConditionOllamaSettings, settings)
 	ra.Status.IgnoredSettings = ignored
-	dep := ollamaDeployment(ra)
-	err := r.applyAll(ctx, s, ragv1.ConditionOllamaReady, ollamaPVC(ra), ollamaService(ra), dep)
-	if err != nil && !applied(dep) {
+	ra.Status.Endpoints.OllamaServers = nil
+	if ollamaPooled(ra) {
+		ra.Status.Endpoints.OllamaServers = ollamaServerURLs(ra)
+	}
+	var workload client.Object
+	var err error
+	var current func() state
+	if ollamaPooled(ra) {
+		sts := ollamaStatefulSet(ra)
+		workload, current = sts, func() state { return statefulSetState(sts, ra.Spec.Ollama.Replicas) }
+		// The single server's Deployment and model store give way to the pool's (models are
+		// pulled again into each pod's store).
+		err = errors.Join(r.applyAll(ctx, s, ragv1.ConditionOllamaReady, ollamaHeadlessService(ra), ollamaService(ra), sts),
+			r.removeUnlessDesired(ctx, ra, &appsv1.Deployment{ObjectMeta: metav1.ObjectMeta{Name: ollamaName(ra), Namespace: ra.Namespace}}),
+			r.removeUnlessDesired(ctx, ra, &corev1.PersistentVolumeClaim{ObjectMeta: metav1.ObjectMeta{Name: ollamaModelsPVC(ra), Namespace: ra.Namespace}}))
+	} else {
+		dep := ollamaDeployment(ra)
+		workload, current = dep, func() state { return deploymentState(dep, 1) }
+		err = errors.Join(r.applyAll(ctx, s, ragv1.ConditionOllamaReady, ollamaPVC(ra), ollamaService(ra), dep),
+			r.removeUnlessDesired(ctx, ra, &appsv1.StatefulSet{ObjectMeta: metav1.ObjectMeta{Name: ollamaName(ra), Namespace: ra.Namespace}}),
+			r.removeUnlessDesired(ctx, ra, &corev1.Service{ObjectMeta: metav1.ObjectMeta{Name: ollamaHeadless(ra), Namespace: ra.Namespace}}))
+	}
+	if err != nil && !applied(workload) {
 		return subResult{}, err
 	}
-	s.ollama = r.workloadState(ctx, ra, componentOllama, deploymentState(dep, 1))
+	s.ollama = r.workloadState(ctx, ra, componentOllama, current())
 	if err != nil {
 		return subResult{}, err
 	}

@@ -258,6 +258,19 @@ type OllamaSpec struct {
 	// +optional
 	Image string `json:"image,omitempty"`
 
+	// replicas is the number of Ollama servers. Above 1 they run as a StatefulSet (one model
+	// store each, stable per-pod addresses through <name>-ollama-headless): every variant is
+	// created, verified and warmed on each, and the RAG server balances its calls across them
+	// (fewest outstanding requests per model; a failing server is skipped until it answers).
+	// With gpus >= 1 every server needs its own GPU, so they land on different GPU nodes.
+	// Going from 1 to more replaces the Deployment and its model store: the models are pulled
+	// again into each server's store.
+	// +kubebuilder:default=1
+	// +kubebuilder:validation:Minimum=1
+	// +kubebuilder:validation:Maximum=8
+	// +optional
+	Replicas int32 `json:"replicas,omitempty"`
+
 	// numParallel is OLLAMA_NUM_PARALLEL: concurrent requests per loaded model. Embedding
 	// models always get one slot whatever this says. The KV cache grows with it.
 	// +kubebuilder:default=4
@@ -1338,9 +1351,14 @@ type MemoryRow struct {
 
 // Endpoints are in-cluster URLs.
 type Endpoints struct {
-	// ollama is Ollama's HTTP API.
+	// ollama is Ollama's HTTP API (its Service).
 	// +optional
 	Ollama string `json:"ollama,omitempty"`
+	// ollamaServers are the per-pod addresses of a pool of Ollama servers (spec.ollama.replicas
+	// above 1), the ones the RAG server balances across.
+	// +optional
+	// +listType=atomic
+	OllamaServers []string `json:"ollamaServers,omitempty"`
 	// qdrantGRPC is Qdrant's gRPC API.
 	// +optional
 	QdrantGRPC string `json:"qdrantGRPC,omitempty"`

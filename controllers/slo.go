@@ -28,6 +28,7 @@ const (
 	metricSLOSamples   = "rag_slo_samples"
 	metricThrottle     = "rag_background_throttle"
 	metricIngestQueue  = "rag_ingest_queue_depth"
+	metricDependencyUp = "rag_dependency_up"
 	objectiveChatTTFT  = "chat_ttft_p95"
 	objectiveHealthz   = "healthz_p99"
 	serverMetricsLimit = 4 << 20 // a metrics page is a few KiB; never read an unbounded body
@@ -41,6 +42,9 @@ type serverSample struct {
 	hasThrottle                    bool
 	queueDepth                     float64
 	hasChatTTFT, hasHealthzLatency bool
+	// down are the dependencies the replica's last probe found unavailable (rag_dependency_up
+	// 0), by name: ollama (or ollama/<i> in a pool), store, vector, storage.
+	down []string
 }
 
 // serverMetrics is every replica's sample; err says why none could be read.
@@ -104,6 +108,16 @@ func parseServerSample(r io.Reader) (serverSample, error) {
 	s.healthz, s.hasHealthzLatency = gauge(metricHealthzP99)
 	s.throttle, s.hasThrottle = gauge(metricThrottle)
 	s.queueDepth, _ = gauge(metricIngestQueue)
+	if f := families[metricDependencyUp]; f != nil {
+		for _, m := range f.GetMetric() {
+			for _, l := range m.GetLabel() {
+				if l.GetName() == "dependency" && value(m) == 0 {
+					s.down = append(s.down, l.GetValue())
+				}
+			}
+		}
+		sort.Strings(s.down)
+	}
 	if f := families[metricSLOSamples]; f != nil {
 		for _, m := range f.GetMetric() {
 			for _, l := range m.GetLabel() {
@@ -231,12 +245,14 @@ func (r *RagApplianceReconciler) reconcileSLO(ctx context.Context, s *scope) (su
 		s.serverMetrics = &serverMetrics{err: fmt.Errorf("the RAG server is not ready")}
 		ra.Status.SLO = nil
 		setCondition(ra, ragv1.ConditionSLOMet, unknownState(ragv1.ReasonMetricsUnavailable, "the RAG server is not ready"))
+		setCondition(ra, ragv1.ConditionDependenciesReady, unknownState(ragv1.ReasonMetricsUnavailable, "the RAG server is not ready"))
 		return subResult{}, nil
 	}
 	s.serverMetrics = r.readServerMetrics(ctx, ra)
 	status, st := sloStatus(ra.Spec.SLO, s.serverMetrics)
 	ra.Status.SLO = status
 	setCondition(ra, ragv1.ConditionSLOMet, st)
+	setCondition(ra, ragv1.ConditionDependenciesReady, dependenciesState(s.serverMetrics))
 	// The figures move with traffic; the periodic pass (secretResync) refreshes them.
 	return subResult{requeueAfter: secretResync}, nil
 }
@@ -329,4 +345,26 @@ func objective(target ragv1.Duration, replicas []serverSample, read func(serverS
 		st.Met = got <= want
 	}
 	return st
+}
+
+// dependenciesState is what the RAG server replicas see of their dependencies. The server stays
+// Ready while one is down (it keeps serving what it can and re-queues work, never failing a
+// document for an outage), so the outage is this condition's to report.
+func dependenciesState(m *serverMetrics) state {
+	if m.err != nil {
+		return unknownState(ragv1.ReasonMetricsUnavailable, m.err.Error())
+	}
+	var down []string
+	for i, r := range m.replicas {
+		for _, d := range r.down {
+			if len(m.replicas) > 1 {
+				d += " (replica " + itoa(i) + ")"
+			}
+			down = append(down, d)
+		}
+	}
+	if len(down) > 0 {
+		return falseState(ragv1.ReasonDependencyDown, "the RAG server cannot use: "+strings.Join(down, ", ")+"; work waits in its queue and resumes when they answer")
+	}
+	return trueState(ragv1.ReasonDependenciesUp, "the RAG server reaches every dependency")
 }

@@ -9,6 +9,10 @@ import (
 
 // page is a RAG server replica's metrics page, as the server writes it.
 func page(ttft, healthz, throttle, queue string, chatSamples, healthzSamples string) string {
+	return pageWith(ttft, healthz, throttle, queue, chatSamples, healthzSamples, "1")
+}
+
+func pageWith(ttft, healthz, throttle, queue, chatSamples, healthzSamples, storageUp string) string {
 	return `# HELP rag_slo_chat_ttft_p95_seconds Chat time to first token, p95 over the SLO window.
 # TYPE rag_slo_chat_ttft_p95_seconds gauge
 rag_slo_chat_ttft_p95_seconds ` + ttft + `
@@ -21,6 +25,10 @@ rag_slo_samples{objective="healthz_p99"} ` + healthzSamples + `
 rag_background_throttle ` + throttle + `
 # TYPE rag_ingest_queue_depth gauge
 rag_ingest_queue_depth ` + queue + `
+# TYPE rag_dependency_up gauge
+rag_dependency_up{dependency="ollama"} 1
+rag_dependency_up{dependency="storage"} ` + storageUp + `
+rag_dependency_up{dependency="vector"} 1
 # TYPE rag_http_requests_total counter
 rag_http_requests_total{code="200"} 12
 `
@@ -92,6 +100,30 @@ func TestSLOStatus(t *testing.T) {
 	}
 	if _, err := parseServerSample(strings.NewReader("rag_slo_chat_ttft_p95_seconds{ nonsense")); err == nil {
 		t.Error("a malformed page was accepted")
+	}
+}
+
+// TestDependenciesState: an outage the RAG server sees is the appliance's condition, naming the
+// dependency and the replica.
+func TestDependenciesState(t *testing.T) {
+	parse := func(p string) serverSample {
+		s, err := parseServerSample(strings.NewReader(p))
+		if err != nil {
+			t.Fatal(err)
+		}
+		return s
+	}
+	up := parse(page("0.1", "0.001", "1", "0", "1", "1"))
+	full := parse(pageWith("0.1", "0.001", "1", "0", "1", "1", "0"))
+	if st := dependenciesState(&serverMetrics{replicas: []serverSample{up}}); st.Reason != ragv1.ReasonDependenciesUp || string(st.Status) != "True" {
+		t.Errorf("all up: %+v", st)
+	}
+	st := dependenciesState(&serverMetrics{replicas: []serverSample{up, full}})
+	if st.Reason != ragv1.ReasonDependencyDown || string(st.Status) != "False" || !strings.Contains(st.Message, "storage (replica 1)") {
+		t.Errorf("storage down on one replica: %+v", st)
+	}
+	if st := dependenciesState(&serverMetrics{err: errString("refused")}); st.Reason != ragv1.ReasonMetricsUnavailable {
+		t.Errorf("unreadable: %+v", st)
 	}
 }
 

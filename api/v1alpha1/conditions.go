@@ -28,6 +28,9 @@ const (
 	ConditionNetworkPolicyReady = "NetworkPolicyReady"
 	// ConditionSLOMet (informational): the RAG server holds spec.slo over the window.
 	ConditionSLOMet = "SLOMet"
+	// ConditionDependenciesReady (informational): the RAG server reaches Ollama, Qdrant, its
+	// database and its data volume, as its own probes report them.
+	ConditionDependenciesReady = "DependenciesReady"
 	// ConditionMonitoringReady (informational): the declared PodMonitor is applied.
 	ConditionMonitoringReady = "MonitoringReady"
 )
@@ -126,6 +129,9 @@ const (
 	ReasonObjectiveMissed = "ObjectiveMissed"
 	// ReasonNoSamples: nothing was measured in the window yet (no questions asked).
 	ReasonNoSamples = "NoSamples"
+	// ReasonDependencyDown / ReasonDependenciesUp: the RAG server's view of its dependencies.
+	ReasonDependencyDown = "DependencyDown"
+	ReasonDependenciesUp = "DependenciesUp"
 	// ReasonPodMonitorApplied: the appliance's PodMonitor is applied.
 	ReasonPodMonitorApplied = "PodMonitorApplied"
 	// ReasonMetricsUnavailable: the RAG server's metrics could not be read.

@@ -195,7 +195,7 @@ func (r *RagApplianceReconciler) removeUnlessDesired(ctx context.Context, ra *ra
 	return client.IgnoreNotFound(r.Delete(ctx, obj))
 }
 
-// applyOrRemove applies pdb when the spec asks for one, else removes the one named name.
+// applyOrRemovePDB applies pdb when the spec asks for one, else removes the one named name.
 func (r *RagApplianceReconciler) applyOrRemovePDB(ctx context.Context, s *scope, condType, name string, pdb *policyv1.PodDisruptionBudget) error {
 	if pdb != nil {
 		return r.applyAll(ctx, s, condType, pdb)

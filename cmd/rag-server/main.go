@@ -3,6 +3,8 @@
 //
 //	rag-server --config /etc/rag-server/config.json
 //	rag-server --insecure-no-auth          # no file: every field defaulted (docs/rag-server-config.md)
+//	rag-server ollama-exporter --ollama-url http://127.0.0.1:11434 --listen :9400
+//	                                       # Prometheus metrics for one Ollama (internal/ollamaexporter)
 //
 // The config file is the one the operator renders (internal/serverconfig); RAG_CONFIG names it
 // when --config is not given. Fields it leaves out keep their defaults; env and flags apply
@@ -22,10 +24,15 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/ragstack/rag-operator/internal/ollamaexporter"
 	"github.com/ragstack/rag-operator/internal/serverconfig"
 )
 
 func main() {
+	// The exporter ships in this binary so the Ollama pod's sidecar reuses the rag-server image.
+	if len(os.Args) > 1 && os.Args[1] == ollamaexporter.Command {
+		os.Exit(ollamaexporter.Main(context.Background(), os.Args[2:], os.Stderr))
+	}
 	os.Exit(run(context.Background(), os.Args[1:], os.Stderr))
 }
 

@@ -97,6 +97,7 @@ func (g *gate) acquire(ctx context.Context, lane Lane, mayReject bool) (func(), 
 		g.inFlight[lane]++
 		g.publishLocked()
 		g.mu.Unlock()
+		g.observeWait(lane, 0)
 		return g.releaser(lane), nil
 	}
 	if mayReject && g.queue[lane].Len() >= g.maxQueue[lane] {
@@ -111,9 +112,11 @@ func (g *gate) acquire(ctx context.Context, lane Lane, mayReject bool) (func(), 
 	w.elem = g.queue[lane].PushBack(w)
 	g.publishLocked()
 	g.mu.Unlock()
+	queued := time.Now()
 
 	select {
 	case <-w.ready:
+		g.observeWait(lane, time.Since(queued))
 		return g.releaser(lane), nil
 	case <-ctx.Done():
 		g.mu.Lock()
@@ -128,6 +131,14 @@ func (g *gate) acquire(ctx context.Context, lane Lane, mayReject bool) (func(), 
 		}
 		g.mu.Unlock()
 		return nil, ctx.Err()
+	}
+}
+
+// observeWait records an admitted call's wait. Only admissions count, so "depth above 0 and no
+// admissions" tells a queue that does not drain (the chart's alert).
+func (g *gate) observeWait(lane Lane, d time.Duration) {
+	if g.metrics != nil {
+		g.metrics.wait[lane].Observe(d.Seconds())
 	}
 }
 

@@ -6,6 +6,7 @@ package llm
 import (
 	"context"
 	"errors"
+	"time"
 )
 
 // ErrBusy is wrapped by every error that means "too much work right now": a lane's wait queue
@@ -66,6 +67,9 @@ type ChatResponse struct {
 	DoneReason      string
 	PromptTokens    int
 	GeneratedTokens int
+	// EvalDuration is Ollama's time generating GeneratedTokens (eval_duration), for the decode
+	// speed metric.
+	EvalDuration time.Duration
 }
 
 // Client is what the server's packages use; *Ollama implements it.

@@ -383,13 +383,15 @@ func (o *Ollama) Version(ctx context.Context) (string, error) {
 // backoff; when the failure could be caused by its content (5xx, timeout, cut connection) it is
 // split in halves first, isolating a bad input. Items embedded already are never sent again.
 // Results are in input order and all of one length.
-func (o *Ollama) Embed(ctx context.Context, lane Lane, model string, texts []string) ([][]float32, error) {
+func (o *Ollama) Embed(ctx context.Context, lane Lane, model string, texts []string) (_ [][]float32, err error) {
 	if len(texts) == 0 {
 		return [][]float32{}, nil
 	}
 	if model == "" {
 		return nil, errors.New("ollama embed: no model named")
 	}
+	call := o.metrics.startCall(ctx, "embed", lane, model)
+	defer func() { call.end(ChatResponse{}, err) }()
 	out := make([][]float32, len(texts))
 	e := &embedCall{o: o, lane: lane, model: model, texts: texts, out: out, dim: o.opts.EmbedDimension}
 
@@ -552,13 +554,16 @@ var errStalled = errors.New("ollama stream stalled")
 // failure before any content reached OnToken is retried like an embed batch; after that it is
 // returned (the caller has shown part of an answer). Cancelling ctx aborts the HTTP request,
 // which makes Ollama stop generating and frees its slot.
-func (o *Ollama) Chat(ctx context.Context, lane Lane, req ChatRequest) (ChatResponse, error) {
+func (o *Ollama) Chat(ctx context.Context, lane Lane, req ChatRequest) (res ChatResponse, err error) {
 	if req.Model == "" {
 		return ChatResponse{}, errors.New("ollama chat: no model named")
 	}
 	if len(req.Messages) == 0 {
 		return ChatResponse{}, errors.New("ollama chat: no messages")
 	}
+	call := o.metrics.startCall(ctx, "chat", lane, req.Model)
+	defer func() { call.end(res, err) }()
+	req.OnToken = call.onToken(req.OnToken)
 	body, err := o.chatBody(req)
 	if err != nil {
 		return ChatResponse{}, err
@@ -677,6 +682,7 @@ func (o *Ollama) chatOnce(parent context.Context, body []byte, onToken func(stri
 				res.DoneReason = chunk.DoneReason
 				res.PromptTokens = chunk.PromptEvalCount
 				res.GeneratedTokens = chunk.EvalCount
+				res.EvalDuration = chunk.EvalDuration
 				return res, streamed, nil
 			}
 		}

@@ -355,6 +355,9 @@ tolerations: [{key: dedicated, operator: Equal, value: ops, effect: NoSchedule}]
 extraArgs: ["--zap-stacktrace-level=panic"]
 extraEnv: [{name: GOMEMLIMIT, value: 200MiB}]
 watchNamespaces: [team-a, team-b]
+monitoring:
+  dashboards: {enabled: true, labels: {team: ml}}
+  prometheusRule: {enabled: true, labels: {release: prometheus}, chatTTFTSeconds: 1.5}
 `,
 		"everything off": `
 crds: {install: false}
@@ -611,7 +614,7 @@ type valueCase struct {
 }
 
 func valueCases() []valueCase {
-	return []valueCase{
+	return append(monitoringValueCases(), []valueCase{
 		{
 			name: "nameOverride renames objects and the name label", covers: []string{"nameOverride"},
 			values: "nameOverride: ragop\n",
@@ -1088,7 +1091,7 @@ func valueCases() []valueCase {
 				}
 			},
 		},
-	}
+	}...)
 }
 
 // TestValues is the table of what each value changes. Every row also re-checks the restricted
@@ -1284,7 +1287,8 @@ func kustomize(t *testing.T, dir string) *manifest {
 
 // TestKustomizeMatchesChart: config/default renders the same objects as the chart's defaults
 // for release "rag-operator" in rag-operator-system (plus the Namespace), with the same pod spec,
-// RBAC rules, Service and CRD; config/prometheus matches the chart's ServiceMonitor.
+// RBAC rules, Service and CRD; config/prometheus matches the chart's ServiceMonitor. The
+// dashboard and alerts (monitoring.*) are chart-only and off by default, so they are not compared.
 func TestKustomizeMatchesChart(t *testing.T) {
 	t.Parallel()
 	chart := mustRender(t, "")
@@ -1363,8 +1367,8 @@ func TestKustomizeMatchesChart(t *testing.T) {
 // reviewers and `make images`/deploy docs rely on).
 func TestChartKinds(t *testing.T) {
 	t.Parallel()
-	m := mustRender(t, "metrics: {serviceMonitor: {enabled: true}}\nreplicas: 2\n")
-	want := []string{"ClusterRole", "ClusterRoleBinding", "CustomResourceDefinition", "Deployment", "NetworkPolicy", "Role", "RoleBinding", "Service", "ServiceAccount", "ServiceMonitor"}
+	m := mustRender(t, "metrics: {serviceMonitor: {enabled: true}}\nreplicas: 2\nmonitoring: {dashboards: {enabled: true}, prometheusRule: {enabled: true}}\n")
+	want := []string{"ClusterRole", "ClusterRoleBinding", "ConfigMap", "CustomResourceDefinition", "Deployment", "NetworkPolicy", "PrometheusRule", "Role", "RoleBinding", "Service", "ServiceAccount", "ServiceMonitor"}
 	if got := m.kinds(); !slices.Equal(got, want) {
 		t.Errorf("kinds = %v, want %v", got, want)
 	}

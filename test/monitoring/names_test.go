@@ -148,7 +148,6 @@ func TestDashboardAndAlertMetricsAreExported(t *testing.T) {
 	ol := ollamatest.StartWithModels(t, ollamatest.Options{Env: map[string]string{"OLLAMA_KEEP_ALIVE": "-1"}})
 	cfg := serverconfig.Default()
 	cfg.Ollama.URL, cfg.Ollama.KeepAlive = ol.URL, "-1"
-	cfg.MetricsListen = freeAddr(t)
 	srv, err := ragproc.Start(ragproc.Options{Binary: bin, Dir: t.TempDir(), Config: cfg, Args: []string{"--insecure-no-auth", "--probe-interval=500ms"}})
 	if err != nil {
 		t.Fatal(err)
@@ -183,7 +182,8 @@ func TestDashboardAndAlertMetricsAreExported(t *testing.T) {
 
 	var got exported
 	got.labels, got.values = map[string]map[string]bool{}, map[string]map[string]map[string]bool{}
-	got.addScrape(t, get(t, "http://"+cfg.MetricsListen+"/metrics"))
+	// The metrics listener, as Prometheus scrapes it (no key).
+	got.addScrape(t, get(t, srv.MetricsURL+"/metrics"))
 	deadline := time.Now().Add(30 * time.Second)
 	for {
 		resp, err := http.Get("http://" + exAddr + "/healthz")

@@ -121,8 +121,10 @@ func TestRealOllama(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	// Declared names as the appliance writes them: the embed model without its tag.
-	url := startMain(t, "--ollama-url", srv.URL+"/", "--declared-model", ollamatest.ChatModel+", nomic-embed-text", "--declared-model", "absent-model")
+	// Declared names as the appliance writes them: the embed model without its tag, one twice,
+	// one from the environment.
+	t.Setenv("OLLAMA_EXPORTER_DECLARED_MODELS", "absent-model")
+	url := startMain(t, "--ollama-url", srv.URL+"/", "--declared-model", ollamatest.ChatModel+", nomic-embed-text", "--declared-model", "qwen3:8b")
 
 	f := scrape(t, url)
 	if up := f.one(t, MetricUp); up != 1 {

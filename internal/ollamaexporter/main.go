@@ -37,7 +37,8 @@ func Main(ctx context.Context, args []string, stderr io.Writer) int {
 	listen := fs.String("listen", envOr("OLLAMA_EXPORTER_LISTEN", DefaultListen), "address serving /metrics and /healthz (env OLLAMA_EXPORTER_LISTEN)")
 	timeout := fs.Duration("timeout", 5*time.Second, "bound on one scrape's calls to Ollama; keep it under Prometheus's scrape timeout")
 	var declared listFlag
-	fs.Var(&declared, "declared-model", "a model the appliance declares (repeatable, or comma-separated): exported as ollama_model_declared so an alert can tell when it is not loaded")
+	_ = declared.Set(os.Getenv("OLLAMA_EXPORTER_DECLARED_MODELS"))
+	fs.Var(&declared, "declared-model", "a model the appliance declares (repeatable, or comma-separated; env OLLAMA_EXPORTER_DECLARED_MODELS adds to them): exported as ollama_model_declared so an alert can tell when it is not loaded")
 	if err := fs.Parse(args); err != nil {
 		return 2
 	}

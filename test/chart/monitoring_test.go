@@ -129,3 +129,74 @@ func TestMonitoringSchemaRejects(t *testing.T) {
 		})
 	}
 }
+
+// TestDashboardShape: what Grafana needs to load the dashboard as the sidecar hands it over:
+// unique panel ids, panels that do not overlap on the grid, every query on the datasource
+// variable (a fixed datasource uid would not exist in the user's Grafana) with its own refId.
+func TestDashboardShape(t *testing.T) {
+	t.Parallel()
+	raw, err := os.ReadFile(filepath.Join(chartDir, "files/dashboards/rag-appliance.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	type ds struct{ Type, UID string }
+	var d struct {
+		UID        string
+		Templating struct{ List []struct{ Name, Type string } }
+		Panels     []struct {
+			ID         int
+			Type       string
+			Title      string
+			Datasource *ds
+			GridPos    struct{ H, W, X, Y int }
+			Targets    []struct {
+				Datasource *ds
+				Expr       string
+				RefID      string
+			}
+		}
+	}
+	if err := json.Unmarshal(raw, &d); err != nil {
+		t.Fatal(err)
+	}
+	vars := map[string]string{}
+	for _, v := range d.Templating.List {
+		vars[v.Name] = v.Type
+	}
+	if vars["datasource"] != "datasource" || vars["namespace"] != "query" {
+		t.Errorf("template variables %v, want datasource and namespace", vars)
+	}
+	ids := map[int]string{}
+	cells := map[[2]int]string{}
+	for _, p := range d.Panels {
+		if other, ok := ids[p.ID]; ok {
+			t.Errorf("panels %q and %q share id %d", other, p.Title, p.ID)
+		}
+		ids[p.ID] = p.Title
+		g := p.GridPos
+		if g.W < 1 || g.H < 1 || g.X < 0 || g.X+g.W > 24 {
+			t.Errorf("%q: grid position %+v", p.Title, g)
+		}
+		for x := g.X; x < g.X+g.W; x++ {
+			for y := g.Y; y < g.Y+g.H; y++ {
+				if other, ok := cells[[2]int{x, y}]; ok {
+					t.Fatalf("%q overlaps %q at %d,%d", p.Title, other, x, y)
+				}
+				cells[[2]int{x, y}] = p.Title
+			}
+		}
+		if p.Type == "row" {
+			continue
+		}
+		if p.Datasource == nil || p.Datasource.UID != "${datasource}" || len(p.Targets) == 0 {
+			t.Errorf("%q: datasource %+v, %d queries", p.Title, p.Datasource, len(p.Targets))
+		}
+		refs := map[string]bool{}
+		for _, q := range p.Targets {
+			if q.Datasource == nil || q.Datasource.UID != "${datasource}" || q.Expr == "" || q.RefID == "" || refs[q.RefID] {
+				t.Errorf("%q: query %+v", p.Title, q)
+			}
+			refs[q.RefID] = true
+		}
+	}
+}

@@ -25,12 +25,22 @@ var podMonitorGVK = schema.GroupVersionKind{Group: "monitoring.coreos.com", Vers
 // metrics beside it (Ollama has no /metrics: ollama/ollama#3144). It is the RAG server's
 // binary, so no further image is pulled; it reaches Ollama over the pod's loopback.
 func ollamaExporterContainer(ra *ragv1.RagAppliance) corev1.Container {
+	args := []string{"ollama-exporter",
+		"--ollama-url=http://127.0.0.1:" + itoa(ollamaPort),
+		"--listen=:" + itoa(ollamaExporterPort)}
+	var declared []string
+	for _, m := range ra.Spec.Models {
+		declared = append(declared, m.Name)
+	}
+	if len(declared) > 0 {
+		// The exporter reports these as declared, so "a declared model is not resident" is an
+		// alert Prometheus can evaluate.
+		args = append(args, "--declared-model="+strings.Join(declared, ","))
+	}
 	return corev1.Container{
 		Name:  "ollama-exporter",
 		Image: ra.Spec.RagServer.Image,
-		Args: []string{"ollama-exporter",
-			"--ollama-url=http://127.0.0.1:" + itoa(ollamaPort),
-			"--listen=:" + itoa(ollamaExporterPort)},
+		Args:  args,
 		Ports: []corev1.ContainerPort{{Name: "ollama-metrics", ContainerPort: ollamaExporterPort, Protocol: corev1.ProtocolTCP}},
 		Resources: corev1.ResourceRequirements{
 			Requests: corev1.ResourceList{corev1.ResourceCPU: resource.MustParse("10m"), corev1.ResourceMemory: resource.MustParse("32Mi")},

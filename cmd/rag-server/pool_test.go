@@ -31,15 +31,19 @@ func TestOllamaPool(t *testing.T) {
 	os.WriteFile(keys, []byte(fmt.Sprintf(`[{"name":"admin","token":%q,"role":"admin"}]`, adminToken)), 0o600)
 	cfg := testConfig(t.TempDir(), "http://127.0.0.1:1") // url is replaced by urls
 	cfg.Ollama.URLs = []string{ol[0].URL, ol[1].URL}
-	cfg.Tokens.Response = 24 // short answers: the questions are about where they go, not what they say
+	// Short prompts and answers: the questions are about where they go, not what they say, and
+	// a long prefill on a loaded two-core machine would only test its load.
+	cfg.Tokens.Response = 24
+	cfg.Search.TopK = 2
+	cfg.Limits.RagTimeout = "3m"
 	srv := startServer(t, cfg, keys, false)
 	defer srv.stop(t)
 
 	// Phase 1: both servers up. Six documents, then four questions.
 	start := time.Now()
-	uploadAll(t, srv.url, corpus(6, 1))
-	waitAllReady(t, srv.url, 6, 3*time.Minute)
-	t.Logf("6 documents ready on two servers in %s", time.Since(start).Round(time.Millisecond))
+	n1 := uploadAll(t, srv.url, withoutPDF(corpus(7, 1)))
+	waitAllReady(t, srv.url, len(n1), 3*time.Minute)
+	t.Logf("%d documents ready on two servers in %s", len(n1), time.Since(start).Round(time.Millisecond))
 	start = time.Now()
 	for i := range 4 {
 		if code, _, b := postJSON(t, srv.url+"/api/chat", fmt.Sprintf(`{"question":"doc1_%d w1 w2 w3"}`, i)); code != 200 {
@@ -49,7 +53,7 @@ func TestOllamaPool(t *testing.T) {
 	t.Logf("4 questions answered in %s", time.Since(start).Round(time.Millisecond))
 	embeds := []int{ollamaRequests(t, ol[0], "/api/embed", 0), ollamaRequests(t, ol[1], "/api/embed", 0)}
 	chats := []int{ollamaRequests(t, ol[0], "/api/chat", 0), ollamaRequests(t, ol[1], "/api/chat", 0)}
-	m := getBody(t, srv.url+"/metrics")
+	m := getBody(t, srv.metricsURL+"/metrics")
 	t.Logf("answered by each Ollama: /api/embed %v (one warm-up load each included), /api/chat %v; the RAG server's count: embed %v/%v, chat %v/%v",
 		embeds, chats, callCount(m, "embed", "0"), callCount(m, "embed", "1"), callCount(m, "chat", "0"), callCount(m, "chat", "1"))
 	for i := range 2 {
@@ -59,13 +63,13 @@ func TestOllamaPool(t *testing.T) {
 		}
 	}
 
-	// Phase 2: fourteen more; server 0 stops once a few of them are ready.
-	uploadAll(t, srv.url, corpus(14, 2))
-	waitReadyAtLeast(t, srv.url, 6+3, 3*time.Minute)
+	// Phase 2: fourteen more; server 0 stops once three of them are ready.
+	n2 := uploadAll(t, srv.url, withoutPDF(corpus(16, 2)))
+	waitReadyAtLeast(t, srv.url, len(n1)+3, 3*time.Minute)
 	ol[0].Stop()
 	stoppedAt := time.Now()
 	embed1AtStop := ollamaRequests(t, ol[1], "/api/embed", 0)
-	docs := waitAllReady(t, srv.url, 20, 4*time.Minute) // fails on any failed document
+	docs := waitAllReady(t, srv.url, len(n1)+len(n2), 4*time.Minute) // fails on any failed document
 	t.Logf("ingest finished %s after server 0 stopped", time.Since(stoppedAt).Round(time.Millisecond))
 	after := ollamaRequests(t, ol[1], "/api/embed", 0) - embed1AtStop
 	if after < 1 {
@@ -89,7 +93,7 @@ func TestOllamaPool(t *testing.T) {
 	if d := deps.Dependencies["ollama/0"]; d.Address != ol[0].URL || d.Error == "" {
 		t.Fatalf("ollama/0: %+v", d)
 	}
-	if m := getBody(t, srv.url+"/metrics"); !strings.Contains(m, `rag_dependency_up{dependency="ollama/0"} 0`) ||
+	if m := getBody(t, srv.metricsURL+"/metrics"); !strings.Contains(m, `rag_dependency_up{dependency="ollama/0"} 0`) ||
 		!strings.Contains(m, `rag_dependency_up{dependency="ollama/1"} 1`) || !strings.Contains(m, `rag_dependency_up{dependency="ollama"} 1`) {
 		t.Fatal("metrics do not say which server is out")
 	}
@@ -101,12 +105,23 @@ func TestOllamaPool(t *testing.T) {
 	logLines := ollamaRequests(t, ol[0], "/api/embed", 0)
 	ol[0].Restart()
 	waitPart(t, srv.url, "ollama/0", true)
-	uploadAll(t, srv.url, corpus(4, 3))
-	waitAllReady(t, srv.url, 24, 3*time.Minute)
+	n3 := uploadAll(t, srv.url, withoutPDF(corpus(4, 3)))
+	waitAllReady(t, srv.url, len(n1)+len(n2)+len(n3), 3*time.Minute)
 	// The rejoin's warm-up is one empty /api/embed; more means ingest batches.
 	if n := ollamaRequests(t, ol[0], "/api/embed", logLines); n < 2 {
 		t.Fatalf("server 0 back in rotation answered %d /api/embed (the warm-up alone is 1)", n)
 	}
+}
+
+// withoutPDF drops the PDFs: on a loaded two-core machine the PDF engine's start-up compile can
+// outlast an upload's validation (503), and parsing is not what this test is about.
+func withoutPDF(files map[string][]byte) map[string][]byte {
+	for name := range files {
+		if strings.HasSuffix(name, ".pdf") {
+			delete(files, name)
+		}
+	}
+	return files
 }
 
 // ollamaRequests counts the requests to path that the server answered 200, from its own log

@@ -44,7 +44,7 @@ func TestDependencyPartsOfAPool(t *testing.T) {
 	if s0 := d.Dependencies["ollama/0"]; s0.OK || s0.Error != "unavailable" || strings.Contains(raw, "rag-ollama") || strings.Contains(raw, "10.0.0.7") {
 		t.Fatalf("user view names internal addresses: %s", raw)
 	}
-	_, b := h.do("GET", "/metrics", "", "", nil)
+	_, b := h.do("GET", "/metrics", adminTok, "", nil)
 	for _, want := range []string{`rag_dependency_up{dependency="ollama"} 1`, `rag_dependency_up{dependency="ollama/0"} 0`, `rag_dependency_up{dependency="ollama/1"} 1`} {
 		if !strings.Contains(string(b), want) {
 			t.Errorf("metrics lack %q", want)

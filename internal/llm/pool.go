@@ -27,8 +27,8 @@ import (
 // Balancing: each chat call, and each batch of an embedding call, goes to the server in rotation
 // with the fewest outstanding requests (in flight at Ollama or waiting in that server's lanes)
 // for the same model; ties go to fewer for that model on the call's lane, then fewer in all,
-// then in turn (per model). Per model because Ollama gives each loaded model its own slots: a server busy
-// answering questions still has its embedding slot free.
+// then in turn (per model). Per model because Ollama gives each loaded model its own slots: a
+// server busy answering questions still has its embedding slot free.
 //
 // Failure: a server that refuses or cuts the connection, times out, or answers 5xx (other than
 // 503 "busy" and 501) is taken out of rotation and the call moves to another server at once; a

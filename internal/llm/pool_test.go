@@ -55,6 +55,9 @@ func (s *poolServer) serve(ln net.Listener) {
 	mux.HandleFunc("POST /api/embed", s.embed)
 	mux.HandleFunc("POST /api/generate", s.generate)
 	mux.HandleFunc("POST /api/chat", s.chat)
+	mux.HandleFunc("GET /api/ps", func(w http.ResponseWriter, r *http.Request) {
+		_, _ = fmt.Fprintf(w, `{"models":[{"name":"chat","size":%d}]}`, len(s.addr))
+	})
 	srv := &http.Server{Handler: mux}
 	s.mu.Lock()
 	s.ln, s.srv = ln, srv
@@ -564,5 +567,30 @@ func TestPoolSequentialCallsTakeTurns(t *testing.T) {
 	}
 	if a.requests("embed") != 3 || b.requests("embed") != 3 || a.requests("chat") != 3 || b.requests("chat") != 3 {
 		t.Fatalf("embeddings %d/%d, chats %d/%d: want 3 each", a.requests("embed"), b.requests("embed"), a.requests("chat"), b.requests("chat"))
+	}
+}
+
+// The admin view of a pool: slots summed over the servers, and every server's loaded models,
+// each naming its server (a dead server's are missing, the others' still listed).
+func TestPoolStatusSumsServers(t *testing.T) {
+	a, b := newPoolServer(t), newPoolServer(t)
+	p := newTestPool(t, PoolOptions{Options: Options{NumParallel: 2, BackgroundMax: 1, EmbedConcurrency: 2}}, a, b)
+	for _, ps := range p.Pools() {
+		want := map[string][2]int{"chat": {4, 2}, "embed": {4, 2}}[ps.Pool]
+		if ps.Capacity != want[0] || ps.BackgroundMax != want[1] {
+			t.Fatalf("%s pool: capacity %d, background max %d; want %v", ps.Pool, ps.Capacity, ps.BackgroundMax, want)
+		}
+	}
+	loaded, err := p.Loaded(context.Background())
+	if err != nil || len(loaded) != 2 || loaded[0].Server != "0" || loaded[1].Server != "1" {
+		t.Fatalf("loaded %+v, %v", loaded, err)
+	}
+	a.stop()
+	if loaded, err = p.Loaded(context.Background()); err != nil || len(loaded) != 1 || loaded[0].Server != "1" {
+		t.Fatalf("loaded with server 0 dead: %+v, %v", loaded, err)
+	}
+	b.stop()
+	if _, err = p.Loaded(context.Background()); err == nil {
+		t.Fatal("no server answered, no error")
 	}
 }

@@ -432,15 +432,19 @@ func TestPoolServerErrorsAndMissingModels(t *testing.T) {
 	msgs := []Message{{Role: "user", Content: "q"}}
 
 	a.set(func(s *poolServer) { s.status = http.StatusInternalServerError })
-	for range 4 {
+	// Until a call lands on A (ties take turns), every answer comes from B.
+	for a.requests("chat") == 0 {
 		resp, err := p.Chat(ctx, Interactive, ChatRequest{Model: "chat", Messages: msgs})
 		if err != nil || !strings.Contains(resp.Content, b.addr) {
 			t.Fatalf("chat with A failing: %q, %v", resp.Content, err)
 		}
 	}
-	// The first call on A retried there (its own 4 attempts), then moved; later calls skipped A.
+	// That call retried on A (A's own 4 attempts: a 5xx may be the input's fault), then moved.
 	if n := a.requests("chat"); n != fastRetry.MaxAttempts {
 		t.Fatalf("A got %d chat requests, want %d (one call's attempts)", n, fastRetry.MaxAttempts)
+	}
+	if p.Servers()[0].Since.IsZero() { // set when a server leaves or rejoins the rotation
+		t.Fatal("A answered 500 and never left the rotation")
 	}
 	// /api/version still answers: A is back after its probe, fails again, and the next time it
 	// stays out for a hold-off.

@@ -48,7 +48,7 @@ type app struct {
 	log    *slog.Logger
 	st     *store.Store
 	vec    vector.Store
-	llm    *llm.Ollama
+	llm    *llm.Pool
 	parser *parse.Parser
 	keys   *auth.Keys
 	pipe   *ingest.Pipeline
@@ -92,7 +92,7 @@ func newApp(ctx context.Context, cfg serverconfig.Config, opts options, log *slo
 		return a, err
 	}
 	lopts.Metrics = reg
-	a.llm = llm.New(lopts)
+	a.llm = llm.NewPool(llm.PoolOptions{Options: lopts, URLs: cfg.Ollama.URLs, Warm: warmModels(cfg), Logger: log})
 
 	if cfg.Qdrant.Address != "" {
 		qo, err := qdrantOptions(cfg)
@@ -157,7 +157,7 @@ func newApp(ctx context.Context, cfg serverconfig.Config, opts options, log *slo
 	// its Service and refuses just the questions (503), while documents and sessions keep working.
 	a.ready = httpapi.NewReadiness(opts.probeInterval, 2*time.Second,
 		httpapi.Check{Name: httpapi.DepStore, Probe: a.st.Ping, Self: true},
-		httpapi.Check{Name: httpapi.DepOllama, Probe: a.llm.Ping},
+		httpapi.Check{Name: httpapi.DepOllama, Probe: a.llm.Ping, Parts: a.ollamaServers},
 		httpapi.Check{Name: httpapi.DepVector, Probe: a.vec.Ping},
 	).WithLogger(log).OnRecover(a.pipe.DependencyBack) // ingest waiting out a backoff resumes at once
 	srv, err := httpapi.New(httpapi.Config{
@@ -206,6 +206,38 @@ func newApp(ctx context.Context, cfg serverconfig.Config, opts options, log *slo
 	return a, nil
 }
 
+// warmModels are the configured models, each once: the embedding model loaded with an empty
+// embed, the others with an empty generate.
+func warmModels(cfg serverconfig.Config) []llm.WarmModel {
+	out := []llm.WarmModel{{Name: cfg.Models.Embedding, Embedding: true}}
+	seen := map[string]bool{cfg.Models.Embedding: true}
+	for _, m := range []string{cfg.Models.Chat, cfg.Models.Summary, cfg.Models.Tagging} {
+		if !seen[m] {
+			seen[m] = true
+			out = append(out, llm.WarmModel{Name: m})
+		}
+	}
+	return out
+}
+
+// ollamaServers is the pool's per-server state for the health view and rag_dependency_up
+// ("ollama/<index>"): up while in rotation; nil with one server.
+func (a *app) ollamaServers() map[string]httpapi.CheckResult {
+	servers := a.llm.Servers()
+	if servers == nil {
+		return nil
+	}
+	out := make(map[string]httpapi.CheckResult, len(servers))
+	for _, s := range servers {
+		at := s.CheckedAt
+		if s.Since.After(at) {
+			at = s.Since
+		}
+		out[s.Name] = httpapi.CheckResult{OK: s.InRotation, Error: s.Error, CheckedAt: at.UTC(), LatencyMS: s.Latency.Milliseconds(), Address: s.URL}
+	}
+	return out
+}
+
 // qdrantOptions maps qdrant.* onto the client. The address is plain host:port (gRPC); the
 // config has no TLS switch, so the connection is plaintext, as inside a cluster network.
 func qdrantOptions(cfg serverconfig.Config) (vector.QdrantOptions, error) {
@@ -242,6 +274,10 @@ func (a *app) serve(ctx context.Context, ln, metricsLn net.Listener) error {
 	defer stopBG()
 	var wg sync.WaitGroup
 	wg.Go(func() { a.ready.Run(bg) })
+	if a.llm.Size() > 1 {
+		// Every server of the pool gets the models before the first calls need them.
+		wg.Go(func() { a.llm.WarmUp(bg) })
+	}
 	if a.keys != nil {
 		wg.Go(func() { a.keys.Watch(bg, a.opts.keysReload) })
 	}
@@ -313,6 +349,9 @@ func (a *app) ensureCollection(ctx context.Context) error {
 }
 
 func (a *app) close() {
+	if a.llm != nil {
+		a.llm.Close()
+	}
 	if a.parser != nil {
 		a.parser.Close()
 	}

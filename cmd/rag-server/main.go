@@ -44,7 +44,7 @@ func run(ctx context.Context, args []string, stderr io.Writer) int {
 	listen := fs.String("listen", os.Getenv("RAG_LISTEN"), "listen address, overriding the config's listen (env RAG_LISTEN)")
 	metricsListen := fs.String("metrics-listen", os.Getenv("RAG_METRICS_LISTEN"), "address serving only /metrics and /healthz without a key, overriding the config's metricsListen (env RAG_METRICS_LISTEN)")
 	dataDir := fs.String("data-dir", os.Getenv("RAG_DATA_DIR"), "data directory, overriding the config's dataDir (env RAG_DATA_DIR)")
-	ollamaURL := fs.String("ollama-url", os.Getenv("RAG_OLLAMA_URL"), "Ollama's URL, overriding the config's ollama.url (env RAG_OLLAMA_URL)")
+	ollamaURL := fs.String("ollama-url", os.Getenv("RAG_OLLAMA_URL"), "Ollama's URL, overriding the config's ollama.url and ollama.urls (env RAG_OLLAMA_URL)")
 	keysFile := fs.String("keys-file", os.Getenv("RAG_KEYS_FILE"), "API keys file, overriding the config's auth.keysFile (env RAG_KEYS_FILE)")
 	var o options
 	fs.BoolVar(&o.insecureNoAuth, "insecure-no-auth", false, "accept every request as an admin, without API keys (local use only)")
@@ -74,6 +74,9 @@ func run(ctx context.Context, args []string, stderr io.Writer) int {
 		if *o.flag != "" {
 			*o.dst = *o.flag
 		}
+	}
+	if *ollamaURL != "" {
+		cfg.Ollama.URLs = nil // the one URL asked for replaces a pool too
 	}
 	if err := cfg.Validate(); err != nil {
 		fmt.Fprintf(stderr, "invalid config (file, then env and flags applied): %v\n", err)

@@ -32,6 +32,11 @@ type Check struct {
 	// other check is a dependency: while it is down only the requests that need it are refused,
 	// so an Ollama rollout or model load does not take the whole API out of its Service.
 	Self bool
+	// Parts, when set, lists the parts of a dependency that has several (the servers of an
+	// Ollama pool). Each is reported as "<name>/<part>" beside the whole, in
+	// /api/health/dependencies and rag_dependency_up; only the whole decides which requests
+	// are refused (a part down means one server out of rotation, the others serve).
+	Parts func() map[string]CheckResult
 }
 
 // CheckResult is the last outcome of a probe.
@@ -40,6 +45,8 @@ type CheckResult struct {
 	Error     string    `json:"error,omitempty"`
 	CheckedAt time.Time `json:"checkedAt"`
 	LatencyMS int64     `json:"latencyMs"`
+	// Address is a part's own address (an Ollama server's URL), shown to admin keys only.
+	Address string `json:"address,omitempty"`
 }
 
 // Readiness probes the server and its dependencies in the background and serves the cached
@@ -168,6 +175,11 @@ func (r *Readiness) Snapshot() (bool, map[string]CheckResult) {
 			res = CheckResult{Error: "not checked yet"}
 		}
 		out[c.Name] = res
+		if c.Parts != nil {
+			for part, pr := range c.Parts() {
+				out[c.Name+"/"+part] = pr
+			}
+		}
 	}
 	return ready, out
 }
@@ -189,7 +201,7 @@ var (
 	readyDesc = prometheus.NewDesc("rag_server_ready",
 		"1 while /readyz passes (the server itself can serve: store open, not draining), else 0.", nil, nil)
 	depUpDesc = prometheus.NewDesc("rag_dependency_up",
-		"1 if the dependency's last background probe passed, else 0 (store, ollama, vector).", []string{"dependency"}, nil)
+		"1 if the dependency's last background probe passed, else 0 (store, ollama, vector); with several Ollama servers also ollama/<index>, 1 while that server is in rotation.", []string{"dependency"}, nil)
 	depLatencyDesc = prometheus.NewDesc("rag_dependency_probe_duration_seconds",
 		"How long the dependency's last background probe took.", []string{"dependency"}, nil)
 )
@@ -259,6 +271,9 @@ func (s *Server) dependencies(w http.ResponseWriter, r *http.Request) {
 	for name, res := range checks {
 		if !admin && res.Error != "" {
 			res.Error = "unavailable"
+		}
+		if !admin {
+			res.Address = ""
 		}
 		out.Dependencies[name] = res
 	}

@@ -94,6 +94,10 @@ type Options struct {
 	Retry RetryPolicy
 	// Metrics registers the client's series (see metrics.go); nil exports none.
 	Metrics prometheus.Registerer
+
+	// giveUp, set by a Pool, ends a call at once on an error the pool answers better by trying
+	// another server (the server refused the connection, or is busy) than by backing off here.
+	giveUp func(error) bool
 }
 
 // FromConfig maps the server's config file onto Options (NumParallel, Metrics and HTTPClient are
@@ -475,6 +479,9 @@ func (e *embedCall) run(ctx context.Context, lo, hi, attempt int) error {
 			}
 			return fmt.Errorf("ollama embed texts %d..%d: %w", lo, hi-1, err)
 		}
+		if o.opts.giveUp != nil && o.opts.giveUp(err) {
+			return fmt.Errorf("ollama embed texts %d..%d: %w", lo, hi-1, err)
+		}
 		if attempt >= o.opts.Retry.MaxAttempts {
 			return busyIfOverloaded(fmt.Errorf("ollama embed texts %d..%d: giving up after %d attempts: %w", lo, hi-1, attempt, err))
 		}
@@ -583,6 +590,9 @@ func (o *Ollama) Chat(ctx context.Context, lane Lane, req ChatRequest) (res Chat
 			if ctx.Err() != nil {
 				return resp, ctx.Err()
 			}
+			return resp, fmt.Errorf("ollama chat: %w", err)
+		}
+		if o.opts.giveUp != nil && o.opts.giveUp(err) {
 			return resp, fmt.Errorf("ollama chat: %w", err)
 		}
 		if attempt >= o.opts.Retry.MaxAttempts {

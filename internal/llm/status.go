@@ -56,6 +56,8 @@ type LoadedModel struct {
 	SizeVRAM  int64     `json:"size_vram"` // of which on the GPU
 	Context   int       `json:"context_length,omitempty"`
 	ExpiresAt time.Time `json:"expires_at"`
+	// Server is the pool server holding it (its index in ollama.urls); empty with one server.
+	Server string `json:"server,omitempty"`
 }
 
 // Loaded asks Ollama which models it holds in memory (GET /api/ps), outside the lanes and

@@ -37,8 +37,20 @@ type Config struct {
 // capping background calls at warmingMaxConcurrentQueries always leaves a chat slot free, and
 // retuning Ollama does not restart the RAG server.
 type Ollama struct {
-	URL       string `json:"url"`
-	KeepAlive string `json:"keepAlive"`
+	URL string `json:"url"`
+	// URLs are the servers of a pool (one per Ollama pod, e.g.
+	// http://rag-ollama-0.rag-ollama-headless.ns.svc:11434); when set they replace URL and the
+	// server balances its calls across them (see internal/llm.Pool).
+	URLs      []string `json:"urls,omitempty"`
+	KeepAlive string   `json:"keepAlive"`
+}
+
+// Endpoints are the Ollama servers to use: URLs when set, else URL alone.
+func (o Ollama) Endpoints() []string {
+	if len(o.URLs) > 0 {
+		return o.URLs
+	}
+	return []string{o.URL}
 }
 
 // Qdrant is the vector store; an empty Address selects the embedded exact-search store.
@@ -233,8 +245,22 @@ func (c Config) Validate() error {
 	if c.DataDir == "" {
 		bad("dataDir", "must be set")
 	}
-	if u, err := url.Parse(c.Ollama.URL); err != nil || u.Scheme == "" || u.Host == "" {
-		bad("ollama.url", "must be an absolute URL, got %q", c.Ollama.URL)
+	if len(c.Ollama.URLs) == 0 {
+		if u, err := url.Parse(c.Ollama.URL); err != nil || u.Scheme == "" || u.Host == "" {
+			bad("ollama.url", "must be an absolute URL, got %q", c.Ollama.URL)
+		}
+	}
+	seen := map[string]int{}
+	for i, s := range c.Ollama.URLs {
+		field := fmt.Sprintf("ollama.urls[%d]", i)
+		if u, err := url.Parse(s); err != nil || u.Scheme == "" || u.Host == "" {
+			bad(field, "must be an absolute URL, got %q", s)
+		} else if j, dup := seen[strings.TrimRight(s, "/")]; dup {
+			// The same server twice would get twice its share and be counted as two in health.
+			bad(field, "repeats ollama.urls[%d] (%q)", j, s)
+		} else {
+			seen[strings.TrimRight(s, "/")] = i
+		}
 	}
 	if c.Qdrant.Address != "" {
 		if host, port, err := net.SplitHostPort(c.Qdrant.Address); err != nil || host == "" || port == "" {

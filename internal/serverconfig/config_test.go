@@ -80,3 +80,36 @@ func TestMetricsListen(t *testing.T) {
 		t.Error("the default (no metrics listener) should leave the key out")
 	}
 }
+
+// ollama.urls, the pool the operator renders (one URL per Ollama pod), replaces ollama.url; each
+// must be an absolute URL and none may repeat.
+func TestOllamaURLs(t *testing.T) {
+	pods := []string{"http://rag-ollama-0.rag-ollama-headless.ns.svc:11434", "http://rag-ollama-1.rag-ollama-headless.ns.svc:11434"}
+	c, err := Decode(Default(), []byte(`{"ollama": {"url": "", "urls": ["`+pods[0]+`", "`+pods[1]+`"]}}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := c.Validate(); err != nil {
+		t.Fatalf("a pool without url: %v", err)
+	}
+	if got := c.Ollama.Endpoints(); !reflect.DeepEqual(got, pods) {
+		t.Fatalf("endpoints %v", got)
+	}
+	if got := Default().Ollama.Endpoints(); !reflect.DeepEqual(got, []string{"http://127.0.0.1:11434"}) {
+		t.Fatalf("endpoints without urls: %v", got)
+	}
+	// Rendered back under exactly this key, and left out when empty.
+	if !strings.Contains(string(c.Marshal()), `"urls": [`) || strings.Contains(string(Default().Marshal()), `"urls"`) {
+		t.Fatalf("marshal:\n%s", c.Marshal())
+	}
+	c.Ollama.URLs = []string{pods[0], "rag-ollama-1:11434", pods[0] + "/"}
+	err = c.Validate()
+	for _, want := range []string{`ollama.urls[1]: must be an absolute URL, got "rag-ollama-1:11434"`, "ollama.urls[2]: repeats ollama.urls[0]"} {
+		if err == nil || !strings.Contains(err.Error(), want) {
+			t.Errorf("want %q in %v", want, err)
+		}
+	}
+	if err != nil && strings.Contains(err.Error(), "ollama.url:") {
+		t.Errorf("ollama.url checked although urls replace it: %v", err)
+	}
+}

@@ -8,6 +8,8 @@ import (
 	"time"
 
 	"github.com/qdrant/go-client/qdrant"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/proto"
 )
 
@@ -177,6 +179,16 @@ func configFromCreate(req *qdrant.CreateCollection) (*collectionConfig, error) {
 	if err := validateCollectionName(req.GetCollectionName()); err != nil {
 		return nil, err
 	}
+	// Sharding fields: `range(min = 1)` in lib/api/build.rs, so a zero is refused by the request
+	// validation before the table of contents sees it (its own "`shard_number` cannot be 0"
+	// BadInput, kept in createCollection, is then unreachable over gRPC, as in Qdrant).
+	if err := validateMinOne(
+		field{"shard_number", req.ShardNumber},
+		field{"replication_factor", req.ReplicationFactor},
+		field{"write_consistency_factor", req.WriteConsistencyFactor},
+	); err != nil {
+		return nil, err
+	}
 	vectors := &qdrant.VectorsConfig{Config: &qdrant.VectorsConfig_ParamsMap{ParamsMap: &qdrant.VectorParamsMap{}}}
 	switch vc := req.GetVectorsConfig().GetConfig().(type) {
 	case *qdrant.VectorsConfig_Params:
@@ -233,6 +245,28 @@ func configFromCreate(req *qdrant.CreateCollection) (*collectionConfig, error) {
 		cfg.metadata = nil
 	}
 	return cfg, nil
+}
+
+// field is an optional request field and its path as Qdrant's validation names it.
+type field struct {
+	path  string
+	value *uint32
+}
+
+// validateMinOne is the validator crate's `range(min = 1)` on optional fields: an absent field
+// passes, a zero is "value 0 invalid, must be 1 or larger" (lib/collection/src/operations/
+// validation.rs, describe_error), every failing field listed in one message.
+func validateMinOne(fields ...field) error {
+	var bad []string
+	for _, f := range fields {
+		if f.value != nil && *f.value < 1 {
+			bad = append(bad, fmt.Sprintf("%s: value %d invalid, must be 1 or larger", f.path, *f.value))
+		}
+	}
+	if len(bad) == 0 {
+		return nil
+	}
+	return status.Errorf(codes.InvalidArgument, "Validation error in body: [%s]", strings.Join(bad, "; "))
 }
 
 // validateCollectionName approximates Qdrant's collection-name validation (length 1..=255, no
@@ -376,12 +410,15 @@ func quantizationFromDiff(d *qdrant.QuantizationConfigDiff) *qdrant.Quantization
 // collection up (lib/collection/src/operations/conversions.rs, TryFrom<CollectionParamsDiff> and
 // TryFrom<QuantizationConfigDiff>).
 func validateUpdate(req *qdrant.UpdateCollection) error {
+	// CollectionParamsDiff.replication_factor and .write_consistency_factor are `range(min = 1)`
+	// (lib/api/build.rs); the diff has no shard_number at all: the shard count is fixed at
+	// creation (only resharding, a cluster operation, changes it).
 	if p := req.GetParams(); p != nil {
-		if p.ReplicationFactor != nil && *p.ReplicationFactor == 0 {
-			return errInvalid("`replication_factor` cannot be 0")
-		}
-		if p.WriteConsistencyFactor != nil && *p.WriteConsistencyFactor == 0 {
-			return errInvalid("`write_consistency_factor` cannot be 0")
+		if err := validateMinOne(
+			field{"params.replication_factor", p.ReplicationFactor},
+			field{"params.write_consistency_factor", p.WriteConsistencyFactor},
+		); err != nil {
+			return err
 		}
 	}
 	diffs := []*qdrant.QuantizationConfigDiff{req.GetQuantizationConfig(), req.GetVectorsConfig().GetParams().GetQuantizationConfig()}

@@ -11,10 +11,13 @@ export function mount(root) {
   const updated = h('p', { class: 'muted', 'aria-live': 'polite' });
   const body = h('div', { class: 'admin' });
 
+  // A pool's servers are listed as ollama/<index> beside the whole.
+  const label = (name) => NAMES[name] || (name.startsWith('ollama/') ? `Ollama server ${name.slice(7)}` : name);
+
   function dep(name, r, extra) {
     const up = r && r.ok;
-    return h('section', { class: `card dep ${up ? 'up' : 'down'}`, 'aria-labelledby': `dep-${name}` },
-      h('h2', { id: `dep-${name}` }, NAMES[name] || name, extra ? h('span', { class: 'muted' }, ` (${extra})`) : null),
+    return h('section', { class: `card dep ${up ? 'up' : 'down'}`, 'aria-labelledby': `dep-${name.replace('/', '-')}` },
+      h('h2', { id: `dep-${name.replace('/', '-')}` }, label(name), extra ? h('span', { class: 'muted' }, ` (${extra})`) : null),
       h('p', { class: 'big' }, h('span', { class: `badge ${up ? 'ready' : 'failed'}` }, up ? 'reachable' : 'unreachable')),
       r ? h('p', { class: 'muted' }, r.checkedAt && !r.checkedAt.startsWith('0001') ? `checked ${ago(r.checkedAt)} in ${num(r.latencyMs)} ms` : 'not checked yet') : null,
       r && r.error ? h('p', { class: 'error' }, r.error) : null);
@@ -30,6 +33,8 @@ export function mount(root) {
     set(body,
       h('div', { class: 'grid' },
         dep('ollama', s.dependencies.ollama),
+        Object.keys(s.dependencies).filter((k) => k.startsWith('ollama/')).sort()
+          .map((k) => dep(k, s.dependencies[k], s.dependencies[k].address)),
         dep('vector', s.dependencies.vector, s.vector_store),
         dep('store', s.dependencies.store),
         h('section', { class: 'card', 'aria-labelledby': 'queue-title' },

@@ -240,7 +240,20 @@ func TestSlowClientsCannotStarveUploads(t *testing.T) {
 	defer close(stop)
 	// bob's two slow uploads hold his slots, not everybody's.
 	slow := []<-chan int{h.slowUpload(bobTok, 50*time.Millisecond, stop), h.slowUpload(bobTok, 50*time.Millisecond, stop)}
-	time.Sleep(100 * time.Millisecond)
+	// Both hold their slots before the third is sent (a fixed sleep was too short on a loaded
+	// machine).
+	srv := h.server()
+	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(10 * time.Millisecond) {
+		srv.slotsMu.Lock()
+		held := srv.perKey["key:bob"]
+		srv.slotsMu.Unlock()
+		if held == 2 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("bob's slow uploads hold %d slots after 10 s", held)
+		}
+	}
 	body, ct := multipartBody([]file{{"third.txt", []byte(words(10, "b"))}})
 	resp, b := h.do("POST", "/api/documents", bobTok, ct, body)
 	h.checkRefusal("bob's third", resp, b, 503)

@@ -6,6 +6,7 @@ import (
 	"testing"
 
 	"github.com/qdrant/go-client/qdrant"
+	"k8s.io/utils/ptr"
 
 	ragv1 "github.com/ragstack/rag-operator/api/v1alpha1"
 	"github.com/ragstack/rag-operator/internal/testbed/qdrantdouble"
@@ -151,4 +152,41 @@ func TestBulkIngestWindow(t *testing.T) {
 	spec.Optimizers.IndexingThreshold = 0
 	step("indexing off by spec", backlog(500), 0, "indexingThreshold 50000→0")
 	step("indexing off by spec, drained", backlog(0), 0, "matches")
+}
+
+// TestCollectionSharding: against the Qdrant double (which validates and reports sharding as
+// Qdrant does), the declared sharding is set at creation, replication and write consistency
+// are updated in place, and a shard number Qdrant fixed otherwise is reported, not fought.
+func TestCollectionSharding(t *testing.T) {
+	srv := qdrantdouble.Start(t)
+	qc := qdrantClient(t, srv, "")
+	ctx := context.Background()
+	spec := guideCollection(t)
+	spec.ShardNumber = ptr.To[int32](6)
+	spec.ReplicationFactor, spec.WriteConsistencyFactor = 2, 1
+	st, info, err := ensureCollection(ctx, qc, spec, nil)
+	if err != nil || !strings.Contains(st.Message, "created") {
+		t.Fatalf("create: %v %+v", err, st)
+	}
+	if got := collectionStatus(spec.Name, info); got.ShardNumber != 6 || got.ReplicationFactor != 2 || got.WriteConsistencyFactor != 1 {
+		t.Fatalf("created with %d shards ×%d (write %d), want 6 ×2 (write 1)", got.ShardNumber, got.ReplicationFactor, got.WriteConsistencyFactor)
+	}
+	spec.ReplicationFactor, spec.WriteConsistencyFactor = 3, 2
+	st, info, err = ensureCollection(ctx, qc, spec, nil)
+	if err != nil || !strings.Contains(st.Message, "replicationFactor 2→3") || !strings.Contains(st.Message, "writeConsistencyFactor 1→2") {
+		t.Fatalf("update: %v %+v", err, st)
+	}
+	if got := collectionStatus(spec.Name, info); got.ReplicationFactor != 3 || got.WriteConsistencyFactor != 2 || got.ShardNumber != 6 {
+		t.Fatalf("after update: %+v", got)
+	}
+	// A shard number that differs from the existing collection's is reported; nothing is sent.
+	spec.ShardNumber = ptr.To[int32](3)
+	updates := srv.Calls("Collections/Update")
+	st, _, err = ensureCollection(ctx, qc, spec, nil)
+	if err != nil || st.Reason != ragv1.ReasonShardingDiffers || string(st.Status) != "True" || !strings.Contains(st.Message, "has 6 shards") || !strings.Contains(st.Message, "says 3") {
+		t.Fatalf("differing shard number: %v %+v", err, st)
+	}
+	if srv.Calls("Collections/Update") != updates {
+		t.Fatal("a differing shard number sent an update")
+	}
 }

@@ -88,6 +88,10 @@ func ragServerConfig(ra *ragv1.RagAppliance) serverconfig.Config {
 	if rs.Uploads.MaxFileSize != nil {
 		cfg.Uploads.MaxFileBytes = rs.Uploads.MaxFileSize.Value()
 	}
+	if ollamaPooled(ra) {
+		// The server balances across the pool's pods (each named through the headless Service).
+		cfg.Ollama.URLs = ollamaServerURLs(ra)
+	}
 	cfg.Qdrant.APIKeyFile = qdrantAPIKeyDir + "/" + qdrantAPIKeyField
 	if _, ro := qdrantKeyRefs(ra); ro != nil {
 		cfg.Qdrant.ReadOnlyAPIKeyFile = qdrantReadOnlyKeyDir + "/" + qdrantReadOnlyKeyField

@@ -310,14 +310,21 @@ func TestDrillEmbeddingModelRemoved(t *testing.T) {
 	if refused := b.uploadAll(second, acked); len(refused) > 0 {
 		t.Fatalf("uploads refused while the model is missing: %+v", refused)
 	}
-	time.Sleep(10 * time.Second)
+	// Held until the server has put a job back for the missing model (at least 10 s): embed
+	// calls already inside Ollama when the model went finish on the loaded runner, and on a
+	// slow machine a 10 s window can pass without a new one starting.
+	faultStart := time.Now()
+	if !b.waitMetric("rag_ingest_deferred_total", `reason="model_missing"`, 3*time.Minute) {
+		t.Errorf("no job was put back for the missing embedding model in 3 min")
+	}
+	time.Sleep(10*time.Second - time.Since(faultStart))
 	recoverStart := time.Now()
 	cctx, cancel := context.WithTimeout(ctx, 2*time.Minute)
 	defer cancel()
 	if err := ollamatest.CreateBaseModel(cctx, b.ol.Client(), ollamatest.EmbedModel); err != nil {
 		t.Fatal(err)
 	}
-	b.check(Result{Drill: "embedding model removed", Fault: "`ollama rm` of the embedding model mid-ingest, half the documents uploaded meanwhile, re-created after 10 s"}, acked, recoverStart)
+	b.check(Result{Drill: "embedding model removed", Fault: "`ollama rm` of the embedding model mid-ingest, half the documents uploaded meanwhile, re-created once the server had put a job back for it (at least 10 s later)"}, acked, recoverStart)
 }
 
 // mountTmpfs mounts a small tmpfs (root only) and unmounts it when the test ends.

@@ -245,6 +245,30 @@ func (b *bed) list() []doc {
 	return out.Documents
 }
 
+// waitMetric waits up to max for a sample of name whose labels contain label to be at least 1,
+// read from the server's metrics listener (no key).
+func (b *bed) waitMetric(name, label string, max time.Duration) bool {
+	b.mu.Lock()
+	p := b.proc
+	b.mu.Unlock()
+	deadline := time.Now().Add(max)
+	for time.Now().Before(deadline) {
+		if resp, err := (&http.Client{Timeout: 10 * time.Second}).Get(p.MetricsURL + "/metrics"); err == nil {
+			body, _ := io.ReadAll(resp.Body)
+			resp.Body.Close()
+			for _, line := range strings.Split(string(body), "\n") {
+				if strings.HasPrefix(line, name+"{") && strings.Contains(line, label) {
+					if v, err := strconv.ParseFloat(line[strings.LastIndexByte(line, ' ')+1:], 64); err == nil && v >= 1 {
+						return true
+					}
+				}
+			}
+		}
+		time.Sleep(500 * time.Millisecond)
+	}
+	return false
+}
+
 // storageDown waits up to 10 s for the server to report the storage dependency down
 // (GET /api/health/dependencies) and returns what it says.
 func (b *bed) storageDown() (string, bool) {

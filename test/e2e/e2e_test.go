@@ -164,6 +164,7 @@ func TestChartLifecycle(t *testing.T) {
 		{"untolerated", testUntolerated},
 		{"gitops", testGitOps},
 		{"upgrade", testUpgrade},
+		{"operator-killed", testOperatorKilled},
 		{"uninstall", testUninstall},
 		{"events", testEvents},
 	}

@@ -95,6 +95,17 @@ func (m *Mirror) Stop() {
 	}
 }
 
+// Kill ends the process with SIGKILL, no grace period (fault drills); Restart starts it again.
+func (m *Mirror) Kill() {
+	m.mu.Lock()
+	p := m.proc
+	m.proc = nil
+	m.mu.Unlock()
+	if p != nil {
+		p.kill()
+	}
+}
+
 // Err is nil while the process runs, else how it ended.
 func (m *Mirror) Err() error {
 	m.mu.Lock()

@@ -81,6 +81,16 @@ func (p *process) stop() {
 	_ = p.log.Close()
 }
 
+// kill ends the process group at once (SIGKILL), as a node failure or an OOM kill would.
+func (p *process) kill() {
+	if p.cmd == nil || p.cmd.Process == nil {
+		return
+	}
+	killGroup(p.cmd.Process)
+	<-p.done
+	_ = p.log.Close()
+}
+
 // tail returns up to the last n bytes of a file, from a line start.
 func tail(path string, n int) string {
 	b, err := os.ReadFile(path)

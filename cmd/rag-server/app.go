@@ -46,7 +46,7 @@ type app struct {
 	cfg    serverconfig.Config
 	opts   options
 	log    *slog.Logger
-	st     *store.Store
+	st     store.Store
 	vec    vector.Store
 	llm    *llm.Pool
 	parser *parse.Parser

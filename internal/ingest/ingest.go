@@ -113,7 +113,7 @@ type job struct {
 // Pipeline runs the workers. Its methods are safe for concurrent use.
 type Pipeline struct {
 	cfg    Config
-	st     *store.Store
+	st     store.Store
 	parser Parser
 	llm    llm.Client
 	vec    vector.Store
@@ -132,7 +132,7 @@ type Pipeline struct {
 }
 
 // New builds a pipeline; Run starts it.
-func New(cfg Config, st *store.Store, p Parser, lc llm.Client, vs vector.Store, m *Metrics) *Pipeline {
+func New(cfg Config, st store.Store, p Parser, lc llm.Client, vs vector.Store, m *Metrics) *Pipeline {
 	cfg = cfg.withDefaults()
 	if m == nil {
 		m = NewMetrics(nil)
@@ -382,7 +382,7 @@ func (p *Pipeline) recovered(kind string, b *backoff) {
 const excerptBytes = 12000
 
 func (p *Pipeline) ingest(ctx context.Context, d store.Document) (store.Outcome, error) {
-	f, err := p.st.OpenOriginal(d)
+	f, err := p.st.OpenOriginal(ctx, d)
 	if err != nil {
 		// Unreadable for permissions is the volume's fault; a missing file is the document's.
 		return store.Outcome{}, dependencyErr(DepStorage, fmt.Errorf("open original: %w", err))

@@ -23,7 +23,7 @@ import (
 
 type env struct {
 	t      *testing.T
-	st     *store.Store
+	st     *store.SQLite
 	llm    *fakes.LLM
 	vec    *fakes.Vector
 	p      *Pipeline

@@ -11,7 +11,7 @@ import (
 
 var ctx = context.Background()
 
-func open(t *testing.T, dir string) *Store {
+func open(t *testing.T, dir string) *SQLite {
 	t.Helper()
 	s, err := Open(ctx, dir)
 	if err != nil {
@@ -21,7 +21,7 @@ func open(t *testing.T, dir string) *Store {
 	return s
 }
 
-func create(t *testing.T, s *Store, name, content string, tags ...string) (Document, error) {
+func create(t *testing.T, s *SQLite, name, content string, tags ...string) (Document, error) {
 	t.Helper()
 	u, err := s.NewUpload(1 << 20)
 	if err != nil {

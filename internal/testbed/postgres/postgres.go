@@ -89,6 +89,43 @@ func Start(t testing.TB) *Server {
 
 var errNoBinaries = errors.New("PostgreSQL binaries unavailable")
 
+var shared struct {
+	mu  sync.Mutex
+	srv *Server
+	err error
+}
+
+// Shared is Start for a whole test binary: one server, started by the first test that asks
+// (a database per test keeps them apart, see NewDatabase). TestMain calls StopShared after
+// m.Run.
+func Shared(t testing.TB) *Server {
+	t.Helper()
+	shared.mu.Lock()
+	defer shared.mu.Unlock()
+	if shared.srv == nil && shared.err == nil {
+		shared.srv, shared.err = Serve()
+	}
+	if errors.Is(shared.err, errNoBinaries) {
+		if os.Getenv(RequireEnv) == "1" {
+			t.Fatalf("%v and %s=1", shared.err, RequireEnv)
+		}
+		t.Skipf("%v: this test needs a real PostgreSQL", shared.err)
+	}
+	if shared.err != nil {
+		t.Fatal(shared.err)
+	}
+	return shared.srv
+}
+
+// StopShared stops the server Shared started, if any.
+func StopShared() {
+	shared.mu.Lock()
+	defer shared.mu.Unlock()
+	if shared.srv != nil {
+		shared.srv.Stop()
+	}
+}
+
 // Serve starts a server; the caller calls Stop. It is Start for TestMain.
 func Serve() (*Server, error) {
 	bin, err := BinDir()

@@ -39,6 +39,8 @@ type options struct {
 	// answerCacheSize > 0 turns the answer cache on with that many answers (see chat.Cache for
 	// why it is off by default).
 	answerCacheSize int
+	// storeLease: how long a replica's claim on a document outlives the replica (PostgreSQL).
+	storeLease time.Duration
 }
 
 // app is the assembled server; newApp builds it, serve runs it until ctx ends.
@@ -46,7 +48,7 @@ type app struct {
 	cfg    serverconfig.Config
 	opts   options
 	log    *slog.Logger
-	st     *store.Store
+	st     store.Store
 	vec    vector.Store
 	llm    *llm.Pool
 	parser *parse.Parser
@@ -57,6 +59,10 @@ type app struct {
 	http   *http.Server
 	// metrics serves only /metrics and /healthz, without a key, on metricsListen (nil: none).
 	metrics *http.Server
+
+	// changes, with PostgreSQL and the answer cache on: other replicas' writes empty cache.
+	changes store.ChangeFeed
+	cache   *chat.Cache
 }
 
 func newApp(ctx context.Context, cfg serverconfig.Config, opts options, log *slog.Logger) (a *app, err error) {
@@ -83,7 +89,7 @@ func newApp(ctx context.Context, cfg serverconfig.Config, opts options, log *slo
 		authn = a.keys
 	}
 
-	if a.st, err = store.Open(ctx, cfg.DataDir); err != nil {
+	if a.st, err = openStore(ctx, cfg, opts, log); err != nil {
 		return a, err
 	}
 
@@ -123,6 +129,11 @@ func newApp(ctx context.Context, cfg serverconfig.Config, opts options, log *slo
 	}
 	ingestVec := chat.InvalidateOnWrite(a.vec, ccfg.Cache) // the store itself when the cache is off
 	lister, _ := a.vec.(vector.DocumentLister)             // both stores: the startup reconciliation
+	if feed, ok := a.st.(store.ChangeFeed); ok && ccfg.Cache != nil {
+		// Replicas share the knowledge base: this one's writes empty the others' caches too.
+		ingestVec = chat.PublishOnWrite(ingestVec, feed.PublishChange, log)
+		a.changes, a.cache = feed, ccfg.Cache
+	}
 
 	enrich := opts.enrich
 	if enrich && cfg.Limits.WarmingMaxConcurrentQueries == 0 {
@@ -280,6 +291,9 @@ func (a *app) serve(ctx context.Context, ln, metricsLn net.Listener) error {
 	}
 	if a.keys != nil {
 		wg.Go(func() { a.keys.Watch(bg, a.opts.keysReload) })
+	}
+	if a.changes != nil {
+		wg.Go(func() { a.changes.WatchChanges(bg, a.cache.Bump) })
 	}
 	wg.Go(func() {
 		if err := a.parser.WarmUp(bg); err != nil {

@@ -53,6 +53,7 @@ func run(ctx context.Context, args []string, stderr io.Writer) int {
 	fs.DurationVar(&o.shutdownTimeout, "shutdown-timeout", 30*time.Second, "how long SIGTERM waits for requests in flight")
 	fs.DurationVar(&o.probeInterval, "probe-interval", 5*time.Second, "how often /readyz's dependency probes run")
 	fs.IntVar(&o.answerCacheSize, "answer-cache-size", 0, "answers kept in the exact-question answer cache, emptied whenever the knowledge base changes; 0 turns it off")
+	fs.DurationVar(&o.storeLease, "store-lease", 30*time.Second, "with database.driver postgres: how long a document claimed by a replica that died waits before another replica takes it")
 	logLevel := fs.String("log-level", "info", "debug, info, warn or error")
 	cpuProfile := fs.String("cpu-profile", "", "write a Go CPU profile of the whole run to this file at shutdown (diagnostics)")
 	if err := fs.Parse(args); err != nil {
@@ -84,6 +85,10 @@ func run(ctx context.Context, args []string, stderr io.Writer) int {
 	}
 	if o.keysReload <= 0 || o.shutdownTimeout <= 0 || o.probeInterval <= 0 {
 		fmt.Fprintln(stderr, "--keys-reload-interval, --shutdown-timeout and --probe-interval must be positive")
+		return 2
+	}
+	if o.storeLease < time.Second {
+		fmt.Fprintln(stderr, "--store-lease must be at least 1s (it is renewed every third)")
 		return 2
 	}
 	if o.answerCacheSize < 0 {

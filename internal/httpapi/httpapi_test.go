@@ -42,7 +42,7 @@ var keys = fmt.Sprintf(`[{"name":"admin","token":%q,"role":"admin"},
 type harness struct {
 	t     *testing.T
 	dir   string
-	st    *store.Store
+	st    *store.SQLite
 	vec   *fakes.Vector
 	llm   *fakes.LLM
 	pipe  *ingest.Pipeline

@@ -114,7 +114,7 @@ type Validator interface {
 
 // Deps are the server's collaborators.
 type Deps struct {
-	Store     *store.Store
+	Store     store.Store
 	Pipeline  Pipeline
 	Validator Validator
 	Auth      auth.Authenticator

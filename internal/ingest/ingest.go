@@ -113,7 +113,7 @@ type job struct {
 // Pipeline runs the workers. Its methods are safe for concurrent use.
 type Pipeline struct {
 	cfg    Config
-	st     *store.Store
+	st     store.Store
 	parser Parser
 	llm    llm.Client
 	vec    vector.Store
@@ -132,7 +132,7 @@ type Pipeline struct {
 }
 
 // New builds a pipeline; Run starts it.
-func New(cfg Config, st *store.Store, p Parser, lc llm.Client, vs vector.Store, m *Metrics) *Pipeline {
+func New(cfg Config, st store.Store, p Parser, lc llm.Client, vs vector.Store, m *Metrics) *Pipeline {
 	cfg = cfg.withDefaults()
 	if m == nil {
 		m = NewMetrics(nil)
@@ -275,6 +275,8 @@ func (p *Pipeline) process(ctx context.Context, d store.Document, j *job) {
 			if out.Enrich {
 				p.notifyEnrich()
 			}
+		} else {
+			p.dropIfDeleted(cctx, d)
 		}
 	case errors.Is(cause, errDeleted), errors.Is(cause, errRequeued):
 		// Whoever cancelled owns the document now and is waiting for this job to end.
@@ -310,6 +312,19 @@ func (p *Pipeline) process(ctx context.Context, d store.Document, j *job) {
 		}
 		p.m.docs.WithLabelValues("failed").Inc()
 		p.log.Warn("Document failed", "document", d.ID, "name", d.Name, "error", err)
+	}
+}
+
+// dropIfDeleted removes the points a stale job wrote for a document deleted meanwhile by
+// another replica sharing the store: that replica removed the points it could see, then the
+// row, while this job was still upserting, and nothing else would remove these.
+func (p *Pipeline) dropIfDeleted(ctx context.Context, d store.Document) {
+	cur, err := p.st.Get(ctx, d.ID)
+	if err == nil && cur.Status != store.Deleting || err != nil && !errors.Is(err, store.ErrNotFound) {
+		return // reprocessed or taken over: the new job rewrites the same points
+	}
+	if err := p.vec.DeleteDocument(ctx, d.ID, -1); err != nil {
+		p.log.Error("Failed to remove the points of a document deleted while it was processed", "document", d.ID, "error", err)
 	}
 }
 
@@ -382,7 +397,7 @@ func (p *Pipeline) recovered(kind string, b *backoff) {
 const excerptBytes = 12000
 
 func (p *Pipeline) ingest(ctx context.Context, d store.Document) (store.Outcome, error) {
-	f, err := p.st.OpenOriginal(d)
+	f, err := p.st.OpenOriginal(ctx, d)
 	if err != nil {
 		// Unreadable for permissions is the volume's fault; a missing file is the document's.
 		return store.Outcome{}, dependencyErr(DepStorage, fmt.Errorf("open original: %w", err))

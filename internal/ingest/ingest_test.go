@@ -23,7 +23,7 @@ import (
 
 type env struct {
 	t      *testing.T
-	st     *store.Store
+	st     *store.SQLite
 	llm    *fakes.LLM
 	vec    *fakes.Vector
 	p      *Pipeline
@@ -373,5 +373,34 @@ func TestParseTags(t *testing.T) {
 	}
 	if got := ParseTags(strings.Join(many, ",")); len(got) != maxAutoTags {
 		t.Errorf("%d tags", len(got))
+	}
+}
+
+// TestDeletedByAnotherReplicaLeavesNoPoints: another replica sharing the store deletes a
+// document (points, then row) while this one is embedding it; the points this job upserts
+// afterwards are removed when its result turns out stale, so no search finds a deleted document.
+func TestDeletedByAnotherReplicaLeavesNoPoints(t *testing.T) {
+	e := newEnv(t, Config{Workers: 1})
+	gate := make(chan struct{})
+	e.llm.SetGate(gate)
+	e.start()
+	d := e.upload("a.txt", []byte(words(30, "w")))
+	e.wait(d.ID, store.Processing)
+	ctx := context.Background()
+	// The other replica's Delete: it cannot cancel this process's job.
+	if _, err := e.st.MarkDeleting(ctx, d.ID); err != nil {
+		t.Fatal(err)
+	}
+	e.vec.DeleteDocument(ctx, d.ID, -1)
+	if err := e.st.Remove(ctx, d.ID); err != nil {
+		t.Fatal(err)
+	}
+	close(gate)
+	deadline := time.Now().Add(10 * time.Second)
+	for e.vec.Upserts() == 0 || len(e.vec.Chunks(d.ID)) > 0 {
+		if time.Now().After(deadline) {
+			t.Fatalf("%d upserts, %d points left of the deleted document", e.vec.Upserts(), len(e.vec.Chunks(d.ID)))
+		}
+		time.Sleep(10 * time.Millisecond)
 	}
 }

@@ -132,7 +132,7 @@ func outageConfig(c Config) Config {
 }
 
 // notFailed fails the test if any of the documents failed, and returns how many are ready.
-func notFailed(t *testing.T, st *store.Store, ids []string) (ready int) {
+func notFailed(t *testing.T, st *store.SQLite, ids []string) (ready int) {
 	t.Helper()
 	for _, id := range ids {
 		d, err := st.Get(context.Background(), id)
@@ -283,7 +283,7 @@ func TestEnrichmentWaitsForOllama(t *testing.T) {
 // realPipeline runs a pipeline against a real Ollama with the embedded vector store, summaries
 // and tags on the chat model, and quick outage retries.
 type realPipeline struct {
-	st  *store.Store
+	st  *store.SQLite
 	vs  *vector.Memory
 	p   *Pipeline
 	ids []string

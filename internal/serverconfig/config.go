@@ -30,6 +30,9 @@ type Config struct {
 	Search        Search  `json:"search"`
 	Uploads       Uploads `json:"uploads"`
 	Auth          Auth    `json:"auth"`
+	// Database is where documents, the queue and sessions live; omitted when zero, which
+	// means embedded, so files rendered before it existed stay byte for byte the same.
+	Database Database `json:"database,omitzero"`
 }
 
 // Ollama is where the models are served. Ollama's slot count (OLLAMA_NUM_PARALLEL) is not
@@ -147,6 +150,22 @@ type Auth struct {
 	KeysFile string `json:"keysFile,omitempty"`
 }
 
+// Database drivers.
+const (
+	DriverEmbedded = "embedded" // SQLite on the data volume: one replica
+	DriverPostgres = "postgres" // PostgreSQL shared by every replica
+)
+
+// Database selects the state store.
+type Database struct {
+	// Driver is "embedded" (the default; "" means the same) or "postgres".
+	Driver string `json:"driver"`
+	// URIFile is a file holding a libpq connection URI, e.g. the `uri` key of the
+	// `<cluster>-app` Secret CloudNativePG generates, mounted as a file; sslmode and the other
+	// parameters are honoured. Required with postgres, refused otherwise.
+	URIFile string `json:"uriFile"`
+}
+
 // Marshal renders the file deterministically (struct order, two-space indent, trailing newline).
 func (c Config) Marshal() []byte {
 	var buf bytes.Buffer
@@ -178,6 +197,7 @@ func Default() Config {
 		Uploads: Uploads{MaxFileBytes: 100 << 20, MaxFilesPerRequest: 100, AllowedTypes: []string{"txt", "md", "html", "csv", "pdf", "docx"},
 			MaxRequestBytes: 512 << 20, SpoolBytes: 1 << 30, MinFreeBytes: 1 << 30, MinBytesPerSecond: 16 << 10,
 			MaxConcurrent: 16, MaxConcurrentPerKey: 4},
+		Database: Database{Driver: DriverEmbedded},
 	}
 }
 
@@ -325,6 +345,18 @@ func (c Config) Validate() error {
 	}
 	if len(c.Uploads.AllowedTypes) == 0 {
 		bad("uploads.allowedTypes", "must list at least one type")
+	}
+	switch c.Database.Driver {
+	case "", DriverEmbedded:
+		if c.Database.URIFile != "" {
+			bad("database.uriFile", "is only used with database.driver %q, got %q with driver %q", DriverPostgres, c.Database.URIFile, c.Database.Driver)
+		}
+	case DriverPostgres:
+		if strings.TrimSpace(c.Database.URIFile) == "" {
+			bad("database.uriFile", "must name the file holding the connection URI when database.driver is %q (e.g. the uri key of CloudNativePG's <cluster>-app Secret)", DriverPostgres)
+		}
+	default:
+		bad("database.driver", "must be %q or %q, got %q", DriverEmbedded, DriverPostgres, c.Database.Driver)
 	}
 	return errors.Join(errs...)
 }

@@ -113,3 +113,39 @@ func TestOllamaURLs(t *testing.T) {
 		t.Errorf("ollama.url checked although urls replace it: %v", err)
 	}
 }
+
+// TestDatabase: embedded is the default and what a file without "database" means (such a file
+// renders without the key, as before it existed); postgres needs a URI file; anything else
+// is refused with the field named.
+func TestDatabase(t *testing.T) {
+	base := Default()
+	base.Database = Database{}
+	if strings.Contains(string(base.Marshal()), `"database"`) {
+		t.Fatalf("a zero database section is rendered:\n%s", base.Marshal())
+	}
+	for _, c := range []struct {
+		db   string
+		want string // "" valid, else a substring of the error
+	}{
+		{``, ""},
+		{`{"driver": "embedded"}`, ""},
+		{`{"driver": "postgres", "uriFile": "/etc/rag-server/database/uri"}`, ""},
+		{`{"driver": "postgres"}`, "database.uriFile: must name the file"},
+		{`{"driver": "postgres", "uriFile": "  "}`, "database.uriFile: must name the file"},
+		{`{"driver": "embedded", "uriFile": "/x"}`, `database.uriFile: is only used with database.driver "postgres"`},
+		{`{"driver": "Postgres", "uriFile": "/x"}`, `database.driver: must be "embedded" or "postgres", got "Postgres"`},
+		{`{"driver": "postgres", "uri": "postgres://x"}`, `unknown field "uri"`},
+	} {
+		file := `{}`
+		if c.db != "" {
+			file = `{"database": ` + c.db + `}`
+		}
+		cfg, err := Decode(base, []byte(file))
+		if err == nil {
+			err = cfg.Validate()
+		}
+		if (c.want == "") != (err == nil) || (err != nil && !strings.Contains(err.Error(), c.want)) {
+			t.Errorf("%s: %v, want %q", file, err, c.want)
+		}
+	}
+}

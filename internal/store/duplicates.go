@@ -26,12 +26,23 @@ func duplicateOf(ctx context.Context, tx *sql.Tx, sha string, nd NewDocument) (s
 		}
 		var tags []string
 		json.Unmarshal([]byte(raw), &tags)
-		if slices.Equal(sortedSet(tags), want) && (nd.CanSee == nil || nd.CanSee(tags)) {
+		if sameTags(tags, want) && nd.canSee(tags) {
 			return id, nil
 		}
 	}
 	return "", rows.Err()
 }
+
+// DuplicatedBy reports whether an existing document with the same content and these tags
+// makes nd a duplicate: the same tag set (in any order) and visible to the uploader. Every
+// store applies this one rule, so duplicate detection never reveals another tenant's content.
+func (nd NewDocument) DuplicatedBy(tags []string) bool {
+	return sameTags(tags, sortedSet(nd.Tags)) && nd.canSee(tags)
+}
+
+func (nd NewDocument) canSee(tags []string) bool { return nd.CanSee == nil || nd.CanSee(tags) }
+
+func sameTags(tags, wantSorted []string) bool { return slices.Equal(sortedSet(tags), wantSorted) }
 
 func sortedSet(tags []string) []string {
 	out := slices.Clone(tags)
@@ -44,7 +55,7 @@ var shaUnique = regexp.MustCompile(`(?i)(sha256\s+TEXT\s+NOT\s+NULL)\s+UNIQUE`)
 // migrateSHAUnique rebuilds a documents table made before the same content could be stored
 // twice (sha256 was UNIQUE; SQLite cannot drop a constraint in place). The rows are copied
 // as they are, in one transaction.
-func (s *Store) migrateSHAUnique(ctx context.Context) error {
+func (s *SQLite) migrateSHAUnique(ctx context.Context) error {
 	var ddl string
 	err := s.db.QueryRowContext(ctx, `SELECT sql FROM sqlite_master WHERE type='table' AND name='documents'`).Scan(&ddl)
 	if err == sql.ErrNoRows || (err == nil && !shaUnique.MatchString(ddl)) {

@@ -9,7 +9,7 @@ import (
 	"testing"
 )
 
-func createAs(t *testing.T, s *Store, content string, canSee func([]string) bool, tags ...string) (Document, error) {
+func createAs(t *testing.T, s *SQLite, content string, canSee func([]string) bool, tags ...string) (Document, error) {
 	t.Helper()
 	u, err := s.NewUpload(1 << 20)
 	if err != nil {

@@ -17,7 +17,7 @@ type Expected struct {
 // ListReady pages through the ready documents by id (keyset paging: ids after afterID, at most
 // limit), with the chunk counts their points should have. The startup reconciliation reads
 // them in pages, so its memory does not grow with the number of documents.
-func (s *Store) ListReady(ctx context.Context, afterID string, limit int) ([]Expected, error) {
+func (s *SQLite) ListReady(ctx context.Context, afterID string, limit int) ([]Expected, error) {
 	if limit <= 0 {
 		limit = 500
 	}
@@ -40,7 +40,7 @@ func (s *Store) ListReady(ctx context.Context, afterID string, limit int) ([]Exp
 
 // Known returns which of ids have a row, in any status (deleting included: maintenance owns
 // those points until the row goes).
-func (s *Store) Known(ctx context.Context, ids []string) (map[string]bool, error) {
+func (s *SQLite) Known(ctx context.Context, ids []string) (map[string]bool, error) {
 	known := make(map[string]bool, len(ids))
 	const batch = 500 // below SQLite's bound on host parameters
 	for start := 0; start < len(ids); start += batch {
@@ -77,7 +77,7 @@ func (s *Store) Known(ctx context.Context, ids []string) (map[string]bool, error
 // generation, at the head, if it is still ready at generation gen (a reprocess or delete
 // meanwhile wins: false). Unlike Requeue it ignores the queue bound: the document was
 // acknowledged long ago. Its summary and tags are kept and not asked for again.
-func (s *Store) RequeueReady(ctx context.Context, id string, gen int64) (bool, error) {
+func (s *SQLite) RequeueReady(ctx context.Context, id string, gen int64) (bool, error) {
 	res, err := s.db.ExecContext(ctx, `UPDATE documents SET status='pending', generation=generation+1, updated_at=?,
 		queued_at=(SELECT COALESCE(MIN(queued_at), 0) - 1 FROM documents)
 		WHERE id=? AND generation=? AND status='ready'`, s.now().UnixMilli(), id, gen)

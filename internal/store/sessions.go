@@ -58,7 +58,7 @@ CREATE INDEX IF NOT EXISTS session_turns_session ON session_turns(session_id, id
 PRAGMA user_version = 2;
 `
 
-func (s *Store) initSessions(ctx context.Context) error {
+func (s *SQLite) initSessions(ctx context.Context) error {
 	if _, err := s.db.ExecContext(ctx, sessionsSchema); err != nil {
 		return fmt.Errorf("store: sessions schema: %w", err)
 	}
@@ -105,7 +105,7 @@ func CleanTitle(title string) string {
 
 // CreateSession creates an empty session for owner. maxPerOwner > 0 refuses
 // (ErrTooManySessions) an owner that has that many already.
-func (s *Store) CreateSession(ctx context.Context, owner, title string, maxPerOwner int) (Session, error) {
+func (s *SQLite) CreateSession(ctx context.Context, owner, title string, maxPerOwner int) (Session, error) {
 	tx, err := s.db.BeginTx(ctx, nil)
 	if err != nil {
 		return Session{}, fmt.Errorf("store: %w", err)
@@ -164,13 +164,13 @@ func scanSession(r scanner) (Session, error) {
 }
 
 // GetSession returns owner's session id.
-func (s *Store) GetSession(ctx context.Context, owner, id string) (Session, error) {
+func (s *SQLite) GetSession(ctx context.Context, owner, id string) (Session, error) {
 	return scanSession(s.db.QueryRowContext(ctx, `SELECT `+sessionColumns+` FROM sessions WHERE id=? AND owner=?`, id, owner))
 }
 
 // ListSessions returns owner's sessions, most recently used first, and how many it has.
 // limit defaults to 100 and is at most 1000.
-func (s *Store) ListSessions(ctx context.Context, owner string, limit, offset int) ([]Session, int, error) {
+func (s *SQLite) ListSessions(ctx context.Context, owner string, limit, offset int) ([]Session, int, error) {
 	var total int
 	if err := s.db.QueryRowContext(ctx, `SELECT COUNT(*) FROM sessions WHERE owner=?`, owner).Scan(&total); err != nil {
 		return nil, 0, fmt.Errorf("store: %w", err)
@@ -197,7 +197,7 @@ func (s *Store) ListSessions(ctx context.Context, owner string, limit, offset in
 
 // SessionTurns returns the newest limit turns (all when limit <= 0) of owner's session, oldest
 // first: the order a conversation is read and the order history is given to the prompt.
-func (s *Store) SessionTurns(ctx context.Context, owner, id string, limit int) ([]Turn, error) {
+func (s *SQLite) SessionTurns(ctx context.Context, owner, id string, limit int) ([]Turn, error) {
 	if _, err := s.GetSession(ctx, owner, id); err != nil {
 		return nil, err
 	}
@@ -228,7 +228,7 @@ func (s *Store) SessionTurns(ctx context.Context, owner, id string, limit int) (
 // keeps at most maxTurns turns (0: no bound): the oldest go first, since the prompt only ever
 // uses the newest turns that fit its history allowance and an unbounded session would grow the
 // database without end. An untitled session takes its first question, shortened, as title.
-func (s *Store) AppendTurn(ctx context.Context, owner, id string, t Turn, maxTurns int) (Session, error) {
+func (s *SQLite) AppendTurn(ctx context.Context, owner, id string, t Turn, maxTurns int) (Session, error) {
 	if t.Sources == "" {
 		t.Sources = "[]"
 	}
@@ -273,7 +273,7 @@ func (s *Store) AppendTurn(ctx context.Context, owner, id string, t Turn, maxTur
 }
 
 // DeleteSession removes owner's session and its turns.
-func (s *Store) DeleteSession(ctx context.Context, owner, id string) error {
+func (s *SQLite) DeleteSession(ctx context.Context, owner, id string) error {
 	res, err := s.db.ExecContext(ctx, `DELETE FROM sessions WHERE id=? AND owner=?`, id, owner)
 	if err != nil {
 		return fmt.Errorf("store: %w", err)
@@ -286,7 +286,7 @@ func (s *Store) DeleteSession(ctx context.Context, owner, id string) error {
 
 // RenameSession sets the title of owner's session (cleaned by CleanTitle). It does not count as
 // a use: the session keeps its place in the most-recently-used order.
-func (s *Store) RenameSession(ctx context.Context, owner, id, title string) (Session, error) {
+func (s *SQLite) RenameSession(ctx context.Context, owner, id, title string) (Session, error) {
 	res, err := s.db.ExecContext(ctx, `UPDATE sessions SET title=? WHERE id=? AND owner=?`, CleanTitle(title), id, owner)
 	if err != nil {
 		return Session{}, fmt.Errorf("store: %w", err)

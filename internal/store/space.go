@@ -20,12 +20,16 @@ type Space struct {
 // Space reports the data volume's free space (statfs) and whether files can be created in
 // it: a file is created and removed in tmp/, which catches a read-only mount and permissions
 // alike.
-func (s *Store) Space() (Space, error) {
-	sp, err := statfs(s.dir)
+func (s *SQLite) Space() (Space, error) { return VolumeSpace(s.dir, s.tmp()) }
+
+// VolumeSpace reports the free space of the volume holding root and whether files can be
+// created in probeDir (a store's spool directory, under root).
+func VolumeSpace(root, probeDir string) (Space, error) {
+	sp, err := statfs(root)
 	if err != nil {
 		return Space{}, err
 	}
-	f, err := os.CreateTemp(s.tmp(), "probe-*")
+	f, err := os.CreateTemp(probeDir, "probe-*")
 	if err != nil {
 		if IsReadOnly(err) {
 			sp.ReadOnly = true
@@ -42,7 +46,7 @@ func (s *Store) Space() (Space, error) {
 	return sp, nil
 }
 
-// IsNoSpace reports an error from a full volume (ENOSPC, EDQUOT) or a full SQLite database.
+// IsNoSpace reports an error from a full volume (ENOSPC, EDQUOT) or a full database.
 func IsNoSpace(err error) bool {
 	if err == nil {
 		return false
@@ -50,11 +54,12 @@ func IsNoSpace(err error) bool {
 	if errors.Is(err, syscall.ENOSPC) || errors.Is(err, syscall.EDQUOT) {
 		return true
 	}
-	return sqliteCode(err) == 13 // SQLITE_FULL
+	// SQLITE_FULL; PostgreSQL's disk_full
+	return sqliteCode(err) == 13 || sqlState(err) == "53100"
 }
 
 // IsReadOnly reports an error from a read-only volume or directory (EROFS, EACCES, EPERM) or a
-// read-only SQLite database.
+// read-only database.
 func IsReadOnly(err error) bool {
 	if err == nil {
 		return false
@@ -62,7 +67,18 @@ func IsReadOnly(err error) bool {
 	if errors.Is(err, syscall.EROFS) || errors.Is(err, fs.ErrPermission) || errors.Is(err, ErrReadOnlyVolume) {
 		return true
 	}
-	return sqliteCode(err) == 8 // SQLITE_READONLY
+	// SQLITE_READONLY; PostgreSQL's read_only_sql_transaction (a standby, or
+	// default_transaction_read_only)
+	return sqliteCode(err) == 8 || sqlState(err) == "25006"
+}
+
+// sqlState is a PostgreSQL error's SQLSTATE (pgconn.PgError has SQLState), "" for others.
+func sqlState(err error) string {
+	var e interface{ SQLState() string }
+	if errors.As(err, &e) {
+		return e.SQLState()
+	}
+	return ""
 }
 
 // IsIOError reports an I/O error of the data volume: EIO, or SQLite's SQLITE_IOERR, which is

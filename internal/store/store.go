@@ -1,6 +1,8 @@
-// Package store keeps the RAG server's durable state: uploaded originals on the data volume
-// (dataDir/originals/<sha256>) and documents, which double as the ingest job queue, in SQLite
-// (modernc.org/sqlite: pure Go, so the image stays static and multi-arch).
+// Package store keeps the RAG server's durable state behind the Store interface (iface.go).
+// This package's implementation, SQLite, is the embedded default for one replica: uploaded
+// originals on the data volume (dataDir/originals/<sha256>) and documents, which double as the
+// ingest job queue, in SQLite (modernc.org/sqlite: pure Go, so the image stays static and
+// multi-arch). internal/store/postgres keeps the same state in PostgreSQL for several replicas.
 //
 // Durability: SQLite runs in WAL mode with synchronous=FULL, so a committed transaction
 // survives power loss. An upload is written to dataDir/tmp, fsynced, renamed into originals/
@@ -20,6 +22,7 @@ import (
 	"errors"
 	"fmt"
 	"hash"
+	"io"
 	"io/fs"
 	"os"
 	"path/filepath"
@@ -100,8 +103,8 @@ type DuplicateError struct{ ID string }
 
 func (e *DuplicateError) Error() string { return "duplicate of document " + e.ID }
 
-// Store is safe for concurrent use.
-type Store struct {
+// SQLite is the embedded store (one replica); safe for concurrent use.
+type SQLite struct {
 	db  *sql.DB
 	dir string
 	// mu orders file operations on originals/ with the rows that reference them, so a delete
@@ -142,8 +145,8 @@ PRAGMA user_version = 1;
 `
 
 // Open opens (creating) the store under dataDir and recovers from a crash.
-func Open(ctx context.Context, dataDir string) (*Store, error) {
-	s := &Store{dir: dataDir, now: time.Now}
+func Open(ctx context.Context, dataDir string) (*SQLite, error) {
+	s := &SQLite{dir: dataDir, now: time.Now}
 	for _, d := range []string{s.originals(), s.tmp()} {
 		if err := os.MkdirAll(d, 0o750); err != nil {
 			return nil, fmt.Errorf("store: %w", err)
@@ -171,7 +174,7 @@ func Open(ctx context.Context, dataDir string) (*Store, error) {
 	return s, nil
 }
 
-func (s *Store) init(ctx context.Context) error {
+func (s *SQLite) init(ctx context.Context) error {
 	var mode string
 	if err := s.db.QueryRowContext(ctx, "PRAGMA journal_mode").Scan(&mode); err != nil {
 		return fmt.Errorf("store: %w", err)
@@ -201,7 +204,7 @@ func (s *Store) init(ctx context.Context) error {
 
 // sweepOriginals removes files no row references (a crash between an upload's rename and its
 // commit, or between a delete's commit and its file removal).
-func (s *Store) sweepOriginals(ctx context.Context) error {
+func (s *SQLite) sweepOriginals(ctx context.Context) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	rows, err := s.db.QueryContext(ctx, `SELECT sha256 FROM documents`)
@@ -231,22 +234,24 @@ func (s *Store) sweepOriginals(ctx context.Context) error {
 }
 
 // Close closes the database.
-func (s *Store) Close() error { return s.db.Close() }
+func (s *SQLite) Close() error { return s.db.Close() }
 
 // Ping checks the database answers.
-func (s *Store) Ping(ctx context.Context) error {
+func (s *SQLite) Ping(ctx context.Context) error {
 	var one int
 	return s.db.QueryRowContext(ctx, "SELECT 1").Scan(&one)
 }
 
-func (s *Store) originals() string { return filepath.Join(s.dir, "originals") }
-func (s *Store) tmp() string       { return filepath.Join(s.dir, "tmp") }
+func (s *SQLite) originals() string { return filepath.Join(s.dir, "originals") }
+func (s *SQLite) tmp() string       { return filepath.Join(s.dir, "tmp") }
 
 // OriginalPath is where a document's original is kept.
-func (s *Store) OriginalPath(sha string) string { return filepath.Join(s.originals(), sha) }
+func (s *SQLite) OriginalPath(sha string) string { return filepath.Join(s.originals(), sha) }
 
-// Open opens a document's original for reading.
-func (s *Store) OpenOriginal(d Document) (*os.File, error) { return os.Open(s.OriginalPath(d.SHA256)) }
+// OpenOriginal opens a document's original for reading.
+func (s *SQLite) OpenOriginal(_ context.Context, d Document) (Original, error) {
+	return os.Open(s.OriginalPath(d.SHA256))
+}
 
 // Upload is an incoming file being written to the tmp directory and hashed on the way.
 type Upload struct {
@@ -258,12 +263,24 @@ type Upload struct {
 }
 
 // NewUpload starts a file of at most limit bytes.
-func (s *Store) NewUpload(limit int64) (*Upload, error) {
-	f, err := os.CreateTemp(s.tmp(), "upload-*")
+func (s *SQLite) NewUpload(limit int64) (*Upload, error) { return NewUploadIn(s.tmp(), limit) }
+
+// NewUploadIn starts a file of at most limit bytes in dir (a store's spool directory).
+func NewUploadIn(dir string, limit int64) (*Upload, error) {
+	f, err := os.CreateTemp(dir, "upload-*")
 	if err != nil {
 		return nil, fmt.Errorf("store: %w", err)
 	}
 	return &Upload{f: f, h: sha256.New(), limit: limit}, nil
+}
+
+// Content is the written file for a store that copies it elsewhere (the caller still calls
+// Abort); it fails once the upload was used or aborted.
+func (u *Upload) Content() (*io.SectionReader, error) {
+	if u.done {
+		return nil, errors.New("store: upload already used")
+	}
+	return io.NewSectionReader(u.f, 0, u.n), nil
 }
 
 // Write appends to the file; past the limit it fails with ErrTooLarge.
@@ -316,7 +333,7 @@ type NewDocument struct {
 // same content under other tags, or only in documents the uploader cannot see, is a document
 // of its own (the original file on disk is shared, which no caller can observe: Remove keeps
 // it while another row references it).
-func (s *Store) Create(ctx context.Context, u *Upload, nd NewDocument) (Document, error) {
+func (s *SQLite) Create(ctx context.Context, u *Upload, nd NewDocument) (Document, error) {
 	if u.done {
 		return Document{}, errors.New("store: upload already used")
 	}
@@ -430,7 +447,7 @@ func jsonList(s []string) string {
 }
 
 // Get returns one document.
-func (s *Store) Get(ctx context.Context, id string) (Document, error) {
+func (s *SQLite) Get(ctx context.Context, id string) (Document, error) {
 	return scanDoc(s.db.QueryRowContext(ctx, `SELECT `+columns+` FROM documents WHERE id=?`, id))
 }
 
@@ -445,7 +462,7 @@ type Query struct {
 }
 
 // List returns matching documents, newest first, and how many match in all.
-func (s *Store) List(ctx context.Context, q Query) ([]Document, int, error) {
+func (s *SQLite) List(ctx context.Context, q Query) ([]Document, int, error) {
 	var where []string
 	var args []any
 	if q.Status != "" {
@@ -510,10 +527,10 @@ func queueDepth(ctx context.Context, q querier) (int, error) {
 }
 
 // QueueDepth counts pending and processing documents.
-func (s *Store) QueueDepth(ctx context.Context) (int, error) { return queueDepth(ctx, s.db) }
+func (s *SQLite) QueueDepth(ctx context.Context) (int, error) { return queueDepth(ctx, s.db) }
 
 // Counts counts documents per status (every status present, zeros included).
-func (s *Store) Counts(ctx context.Context) (map[Status]int, error) {
+func (s *SQLite) Counts(ctx context.Context) (map[Status]int, error) {
 	out := map[Status]int{}
 	for _, st := range Statuses {
 		out[st] = 0
@@ -536,7 +553,7 @@ func (s *Store) Counts(ctx context.Context) (map[Status]int, error) {
 
 // Claim takes the oldest pending document and marks it processing, atomically: two workers
 // never get the same document.
-func (s *Store) Claim(ctx context.Context) (Document, bool, error) {
+func (s *SQLite) Claim(ctx context.Context) (Document, bool, error) {
 	d, err := scanDoc(s.db.QueryRowContext(ctx, `UPDATE documents SET status='processing', attempts=attempts+1, updated_at=?
 		WHERE id = (SELECT id FROM documents WHERE status='pending' ORDER BY queued_at, rowid LIMIT 1)
 		RETURNING `+columns, s.now().UnixMilli()))
@@ -560,7 +577,7 @@ type Outcome struct {
 
 // Finish records the outcome if the document is still processing the same generation
 // (a reprocess or delete meanwhile makes the result stale: false is returned).
-func (s *Store) Finish(ctx context.Context, id string, gen int64, o Outcome) (bool, error) {
+func (s *SQLite) Finish(ctx context.Context, id string, gen int64, o Outcome) (bool, error) {
 	status, errText, enrich := Ready, "", EnrichNone
 	if o.Err != nil {
 		status, errText = Failed, o.Err.Error()
@@ -584,7 +601,7 @@ func (s *Store) Finish(ctx context.Context, id string, gen int64, o Outcome) (bo
 }
 
 // Release puts a document this process was working on back in the queue (shutdown).
-func (s *Store) Release(ctx context.Context, id string, gen int64) error {
+func (s *SQLite) Release(ctx context.Context, id string, gen int64) error {
 	_, err := s.db.ExecContext(ctx, `UPDATE documents SET status='pending', updated_at=? WHERE id=? AND generation=? AND status='processing'`,
 		s.now().UnixMilli(), id, gen)
 	return err
@@ -592,7 +609,7 @@ func (s *Store) Release(ctx context.Context, id string, gen int64) error {
 
 // Requeue starts a new generation of a document (reprocess). maxQueued bounds the queue as
 // for uploads (0: no bound); a document already queued is not counted twice.
-func (s *Store) Requeue(ctx context.Context, id string, maxQueued int) (Document, error) {
+func (s *SQLite) Requeue(ctx context.Context, id string, maxQueued int) (Document, error) {
 	tx, err := s.db.BeginTx(ctx, nil)
 	if err != nil {
 		return Document{}, fmt.Errorf("store: %w", err)
@@ -625,13 +642,13 @@ func (s *Store) Requeue(ctx context.Context, id string, maxQueued int) (Document
 }
 
 // MarkDeleting flags a document for removal; it stays listed as deleting until Remove.
-func (s *Store) MarkDeleting(ctx context.Context, id string) (Document, error) {
+func (s *SQLite) MarkDeleting(ctx context.Context, id string) (Document, error) {
 	return scanDoc(s.db.QueryRowContext(ctx, `UPDATE documents SET status='deleting', updated_at=? WHERE id=? RETURNING `+columns,
 		s.now().UnixMilli(), id))
 }
 
 // Remove deletes the row and then the original file. The caller has removed the points.
-func (s *Store) Remove(ctx context.Context, id string) error {
+func (s *SQLite) Remove(ctx context.Context, id string) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	var sha string
@@ -656,16 +673,16 @@ func (s *Store) Remove(ctx context.Context, id string) error {
 }
 
 // ListStatus returns documents in a status, oldest first (maintenance: deleting).
-func (s *Store) ListStatus(ctx context.Context, st Status, limit int) ([]Document, error) {
+func (s *SQLite) ListStatus(ctx context.Context, st Status, limit int) ([]Document, error) {
 	return s.listWhere(ctx, `status=? ORDER BY updated_at LIMIT ?`, string(st), limit)
 }
 
 // ListTagsUnsynced returns settled documents whose points may carry old tags.
-func (s *Store) ListTagsUnsynced(ctx context.Context, limit int) ([]Document, error) {
+func (s *SQLite) ListTagsUnsynced(ctx context.Context, limit int) ([]Document, error) {
 	return s.listWhere(ctx, `tags_synced=0 AND status IN ('ready','failed') ORDER BY updated_at LIMIT ?`, limit)
 }
 
-func (s *Store) listWhere(ctx context.Context, where string, args ...any) ([]Document, error) {
+func (s *SQLite) listWhere(ctx context.Context, where string, args ...any) ([]Document, error) {
 	rows, err := s.db.QueryContext(ctx, `SELECT `+columns+` FROM documents WHERE `+where, args...)
 	if err != nil {
 		return nil, fmt.Errorf("store: %w", err)
@@ -683,7 +700,7 @@ func (s *Store) listWhere(ctx context.Context, where string, args ...any) ([]Doc
 }
 
 // SetTags replaces a document's tags and marks its points unsynced until MarkTagsSynced.
-func (s *Store) SetTags(ctx context.Context, id string, tags []string) (Document, error) {
+func (s *SQLite) SetTags(ctx context.Context, id string, tags []string) (Document, error) {
 	d, err := scanDoc(s.db.QueryRowContext(ctx, `UPDATE documents SET tags=?, tags_synced=0, updated_at=?
 		WHERE id=? AND status!='deleting' RETURNING `+columns, jsonList(tags), s.now().UnixMilli(), id))
 	if errors.Is(err, ErrNotFound) {
@@ -695,13 +712,13 @@ func (s *Store) SetTags(ctx context.Context, id string, tags []string) (Document
 }
 
 // MarkTagsSynced records that the points carry tags, if those are still the document's tags.
-func (s *Store) MarkTagsSynced(ctx context.Context, id string, tags []string) error {
+func (s *SQLite) MarkTagsSynced(ctx context.Context, id string, tags []string) error {
 	_, err := s.db.ExecContext(ctx, `UPDATE documents SET tags_synced=1 WHERE id=? AND tags=?`, id, jsonList(tags))
 	return err
 }
 
 // ClaimEnrich takes the oldest ready document waiting for its summary and auto-tags.
-func (s *Store) ClaimEnrich(ctx context.Context) (Document, bool, error) {
+func (s *SQLite) ClaimEnrich(ctx context.Context) (Document, bool, error) {
 	d, err := scanDoc(s.db.QueryRowContext(ctx, `UPDATE documents SET enrich_status='running'
 		WHERE id = (SELECT id FROM documents WHERE enrich_status='pending' AND status='ready' ORDER BY updated_at, rowid LIMIT 1)
 		RETURNING `+columns))
@@ -712,7 +729,7 @@ func (s *Store) ClaimEnrich(ctx context.Context) (Document, bool, error) {
 }
 
 // FinishEnrich records the summary and auto-tags (or why they failed) for the generation.
-func (s *Store) FinishEnrich(ctx context.Context, id string, gen int64, summary string, autoTags []string, failure error) error {
+func (s *SQLite) FinishEnrich(ctx context.Context, id string, gen int64, summary string, autoTags []string, failure error) error {
 	st, msg := EnrichDone, ""
 	if failure != nil {
 		st, msg = EnrichFailed, failure.Error()
@@ -723,7 +740,7 @@ func (s *Store) FinishEnrich(ctx context.Context, id string, gen int64, summary 
 }
 
 // ReleaseEnrich puts an interrupted enrichment back in its queue (shutdown).
-func (s *Store) ReleaseEnrich(ctx context.Context, id string, gen int64) error {
+func (s *SQLite) ReleaseEnrich(ctx context.Context, id string, gen int64) error {
 	_, err := s.db.ExecContext(ctx, `UPDATE documents SET enrich_status='pending' WHERE id=? AND generation=? AND enrich_status='running'`, id, gen)
 	return err
 }

@@ -11,7 +11,7 @@ import (
 
 var ctx = context.Background()
 
-func open(t *testing.T, dir string) *Store {
+func open(t *testing.T, dir string) *SQLite {
 	t.Helper()
 	s, err := Open(ctx, dir)
 	if err != nil {
@@ -21,7 +21,7 @@ func open(t *testing.T, dir string) *Store {
 	return s
 }
 
-func create(t *testing.T, s *Store, name, content string, tags ...string) (Document, error) {
+func create(t *testing.T, s *SQLite, name, content string, tags ...string) (Document, error) {
 	t.Helper()
 	u, err := s.NewUpload(1 << 20)
 	if err != nil {
@@ -90,27 +90,6 @@ func TestUploadLimitAndAbort(t *testing.T) {
 	}
 }
 
-func TestQueueBound(t *testing.T) {
-	s := open(t, t.TempDir())
-	for i := 0; i < 2; i++ {
-		u, _ := s.NewUpload(100)
-		u.Write([]byte{byte(i)})
-		if _, err := s.Create(ctx, u, NewDocument{Name: "x", Type: "txt", MaxQueued: 2}); err != nil {
-			t.Fatal(err)
-		}
-	}
-	u, _ := s.NewUpload(100)
-	u.Write([]byte("third"))
-	if _, err := s.Create(ctx, u, NewDocument{Name: "x", Type: "txt", MaxQueued: 2}); !errors.Is(err, ErrQueueFull) {
-		t.Fatalf("third: %v", err)
-	}
-	if n, _ := s.QueueDepth(ctx); n != 2 {
-		t.Fatalf("depth %d", n)
-	}
-}
-
-// TestCrashResume: a document claimed by a worker when the process dies is pending again
-// after reopening, and is claimed again.
 func TestCrashResume(t *testing.T) {
 	dir := t.TempDir()
 	s, err := Open(ctx, dir)
@@ -155,57 +134,6 @@ func TestOrphansSwept(t *testing.T) {
 	}
 }
 
-func TestFinishGenerations(t *testing.T) {
-	s := open(t, t.TempDir())
-	d, _ := create(t, s, "a.txt", "x y z", "hr")
-	c, _, _ := s.Claim(ctx)
-	// A reprocess while processing: the old generation's result is stale.
-	if _, err := s.Requeue(ctx, d.ID, 0); err != nil {
-		t.Fatal(err)
-	}
-	if ok, _ := s.Finish(ctx, d.ID, c.Generation, Outcome{Chunks: 3, UsedTags: c.Tags}); ok {
-		t.Fatal("stale finish accepted")
-	}
-	c2, ok, _ := s.Claim(ctx)
-	if !ok || c2.Generation != c.Generation+1 {
-		t.Fatalf("claim gen %d", c2.Generation)
-	}
-	// Tags changed while processing: the result stands but the tags are unsynced.
-	s.SetTags(ctx, d.ID, []string{"legal"})
-	if ok, err := s.Finish(ctx, d.ID, c2.Generation, Outcome{Chunks: 3, Pages: 1, Excerpt: "x y z", UsedTags: c2.Tags, Enrich: true}); !ok || err != nil {
-		t.Fatalf("finish %v %v", ok, err)
-	}
-	got, _ := s.Get(ctx, d.ID)
-	if got.Status != Ready || got.Chunks != 3 || got.TagsSynced || got.Enrich != EnrichPending {
-		t.Fatalf("doc %+v", got)
-	}
-	if l, _ := s.ListTagsUnsynced(ctx, 10); len(l) != 1 {
-		t.Fatalf("unsynced %d", len(l))
-	}
-	s.MarkTagsSynced(ctx, d.ID, []string{"legal"})
-	if l, _ := s.ListTagsUnsynced(ctx, 10); len(l) != 0 {
-		t.Fatalf("still unsynced %d", len(l))
-	}
-	// Enrichment claim/finish.
-	e, ok, _ := s.ClaimEnrich(ctx)
-	if !ok || e.ID != d.ID {
-		t.Fatal("no enrich claim")
-	}
-	s.FinishEnrich(ctx, d.ID, e.Generation, "a summary", []string{"auto"}, nil)
-	got, _ = s.Get(ctx, d.ID)
-	if got.Enrich != EnrichDone || got.Summary != "a summary" || got.AutoTags[0] != "auto" {
-		t.Fatalf("enriched %+v", got)
-	}
-	// Failure text is kept.
-	s.Requeue(ctx, d.ID, 0)
-	c3, _, _ := s.Claim(ctx)
-	s.Finish(ctx, d.ID, c3.Generation, Outcome{Err: errors.New("parse: boom")})
-	got, _ = s.Get(ctx, d.ID)
-	if got.Status != Failed || got.Error != "parse: boom" {
-		t.Fatalf("failed %+v", got)
-	}
-}
-
 func TestDeleteRemovesRowAndFile(t *testing.T) {
 	dir := t.TempDir()
 	s := open(t, dir)
@@ -234,32 +162,5 @@ func TestDeleteRemovesRowAndFile(t *testing.T) {
 	// The same content can be uploaded again.
 	if _, err := create(t, s, "a.txt", "bye"); err != nil {
 		t.Fatal(err)
-	}
-}
-
-func TestListFilters(t *testing.T) {
-	s := open(t, t.TempDir())
-	create(t, s, "Report_2025.pdf", "1", "finance")
-	create(t, s, "notes.md", "2", "hr", "finance")
-	create(t, s, "100%_sure.txt", "3", "legal")
-	check := func(q Query, want int) {
-		t.Helper()
-		docs, total, err := s.List(ctx, q)
-		if err != nil || total != want || len(docs) != want {
-			t.Fatalf("%+v: %d/%d %v", q, len(docs), total, err)
-		}
-	}
-	check(Query{}, 3)
-	check(Query{Tag: "finance"}, 2)
-	check(Query{Name: "report"}, 1)
-	check(Query{Name: "%"}, 1) // escaped, not a wildcard
-	check(Query{Name: "_"}, 2)
-	check(Query{AnyTag: []string{"hr", "legal"}}, 2)
-	check(Query{AnyTag: []string{}}, 0)
-	check(Query{Status: Ready}, 0)
-	check(Query{Status: Pending, Tag: "finance", AnyTag: []string{"hr"}}, 1)
-	docs, total, _ := s.List(ctx, Query{Limit: 1, Offset: 1})
-	if len(docs) != 1 || total != 3 {
-		t.Fatal("paging")
 	}
 }

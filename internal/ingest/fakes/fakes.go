@@ -127,6 +127,7 @@ type Vector struct {
 	EmptyWindows int
 	UpsertErr    error
 	SetTagsErr   error
+	upserts      int
 }
 
 var _ vector.Store = (*Vector)(nil)
@@ -147,6 +148,7 @@ func (v *Vector) Upsert(ctx context.Context, chunks []vector.Chunk) error {
 	if err := ctx.Err(); err != nil {
 		return err
 	}
+	v.upserts++
 	for _, c := range chunks {
 		m := v.docs[c.DocumentID]
 		if m == nil {
@@ -158,6 +160,9 @@ func (v *Vector) Upsert(ctx context.Context, chunks []vector.Chunk) error {
 	}
 	return nil
 }
+
+// Upserts counts successful Upsert calls.
+func (v *Vector) Upserts() int { v.mu.Lock(); defer v.mu.Unlock(); return v.upserts }
 
 // DeleteDocument implements vector.Store.
 func (v *Vector) DeleteDocument(ctx context.Context, id string, keep int) error {

@@ -1,0 +1,7 @@
+//go:build !linux
+
+package postgres
+
+import "syscall"
+
+func setParentDeathSignal(*syscall.SysProcAttr) {}

@@ -88,6 +88,9 @@ func ragServerConfig(ra *ragv1.RagAppliance) serverconfig.Config {
 	if rs.Uploads.MaxFileSize != nil {
 		cfg.Uploads.MaxFileBytes = rs.Uploads.MaxFileSize.Value()
 	}
+	if ragServerShared(ra) {
+		cfg.Database = serverconfig.Database{Driver: serverconfig.DriverPostgres, URIFile: databaseURIDir + "/" + databaseURIField}
+	}
 	if ollamaPooled(ra) {
 		// The server balances across the pool's pods (each named through the headless Service).
 		cfg.Ollama.URLs = ollamaServerURLs(ra)

@@ -235,10 +235,13 @@ func ragServerDeployment(ra *ragv1.RagAppliance) *appsv1.Deployment {
 						Env:             env,
 						Resources:       resources,
 						SecurityContext: restrictedContainer(),
-						StartupProbe:    httpProbe("/healthz", ragServerPort, 2, 30, 0),
-						LivenessProbe:   httpProbe("/healthz", ragServerPort, 10, 3, 0),
-						ReadinessProbe:  httpProbe("/readyz", ragServerPort, 5, 3, 0),
-						VolumeMounts:    mounts,
+						// A server that cannot start (an unreachable database, a refused config)
+						// says why on stderr; the log's tail becomes the CrashLooping condition.
+						TerminationMessagePolicy: corev1.TerminationMessageFallbackToLogsOnError,
+						StartupProbe:             httpProbe("/healthz", ragServerPort, 2, 30, 0),
+						LivenessProbe:            httpProbe("/healthz", ragServerPort, 10, 3, 0),
+						ReadinessProbe:           httpProbe("/readyz", ragServerPort, 5, 3, 0),
+						VolumeMounts:             mounts,
 					}},
 					Volumes: volumes,
 				},

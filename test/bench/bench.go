@@ -27,6 +27,7 @@ type report struct {
 	Phases         []*phaseResult `json:"phases"`
 	Goals          []goal         `json:"goals"`
 	Notes          []string       `json:"notes,omitempty"`
+	Scale          *scaleResult   `json:"scale,omitempty"`
 }
 
 type machineInfo struct {
@@ -160,7 +161,7 @@ func run(ctx context.Context, cfg config, stdout io.Writer) (*report, error) {
 		}
 	}
 
-	needServer := cfg.Enrich || slices.Contains(cfg.Strategies, stratOurs)
+	needServer := cfg.runs(phaseScale) || cfg.runs(phaseIngest) && (cfg.Enrich || slices.Contains(cfg.Strategies, stratOurs))
 	bin := cfg.ServerBin
 	if needServer && bin == "" {
 		logf(cfg, "building cmd/rag-server")
@@ -170,6 +171,9 @@ func run(ctx context.Context, cfg config, stdout io.Writer) (*report, error) {
 	}
 
 	for _, np := range cfg.Parallel {
+		if !cfg.runs(phaseIngest) {
+			break
+		}
 		if err := ctx.Err(); err != nil {
 			return nil, err
 		}
@@ -259,14 +263,27 @@ func run(ctx context.Context, cfg config, stdout io.Writer) (*report, error) {
 		rep.Limits = append(rep.Limits, entry)
 		ol.Close()
 	}
-	rep.Goals = evaluateGoals(rep)
-	rep.Notes = reportNotes(rep)
+	if cfg.runs(phaseScale) {
+		if rep.Scale, err = runScale(ctx, cfg, bin, tmp, c); err != nil {
+			return nil, err
+		}
+	}
+	if cfg.runs(phaseIngest) {
+		rep.Goals = evaluateGoals(rep)
+		rep.Notes = reportNotes(rep)
+	}
 	rep.RuntimeSeconds = time.Since(began).Seconds()
 
-	fmt.Fprintln(stdout)
-	fmt.Fprint(stdout, markdownTable(rep))
-	fmt.Fprintln(stdout)
-	fmt.Fprint(stdout, markdownGoals(rep))
+	if cfg.runs(phaseIngest) {
+		fmt.Fprintln(stdout)
+		fmt.Fprint(stdout, markdownTable(rep))
+		fmt.Fprintln(stdout)
+		fmt.Fprint(stdout, markdownGoals(rep))
+	}
+	if rep.Scale != nil {
+		fmt.Fprintln(stdout)
+		fmt.Fprint(stdout, scaleMarkdown(rep.Scale))
+	}
 	if cfg.Out != "" {
 		paths, err := writeResults(rep, cfg.Out, cfg.Name)
 		if err != nil {

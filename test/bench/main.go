@@ -11,12 +11,16 @@
 //     Python app's 60 s client timeout;
 //   - ours+enrich: ours with summaries and auto-tags (--enrich), for the guide's "4x" claim.
 //
+// Then the scale phase (scale.go): one RAG server on SQLite against one and three replicas on
+// one PostgreSQL, on one Ollama, reported as ratios (-phases scale runs it alone).
+//
 // The baselines run in a child process that emulates the Python app's single event loop (see
 // baseline.go); its health endpoint is served through that loop. Results go to
 // docs/benchmarks/bench.{json,md,png}.
 //
 //	go run ./test/bench                     # the defaults (5–15 min on 2 shared cores)
 //	go run ./test/bench -docs 200 -scale 1  # the guide's real sizes (hours on a CPU)
+//	go run ./test/bench -phases scale       # only the replicas (docs/benchmarks/scale.*)
 package main
 
 import (
@@ -70,6 +74,9 @@ type config struct {
 	Strategies   []string // of ours, semaphore-4, unbounded
 	Enrich       bool     // also run ours with --enrich per NUM_PARALLEL
 	EnrichDocs   int      // documents uploaded in the --enrich phases (the first of the corpus)
+	// Phases are ingest (the strategies per NUM_PARALLEL) and scale (replicas, scale.go).
+	Phases         []string
+	ScaleQuestions int // idle questions per scale run
 
 	HealthInterval time.Duration
 	ChatInterval   time.Duration
@@ -108,6 +115,8 @@ func defaultConfig() config {
 		Strategies:     []string{stratOurs, stratSemaphore, stratUnbounded},
 		Enrich:         true,
 		EnrichDocs:     10,
+		Phases:         []string{phaseIngest, phaseScale},
+		ScaleQuestions: 30,
 		HealthInterval: 100 * time.Millisecond,
 		ChatInterval:   2 * time.Second,
 		IdleChats:      6,
@@ -143,6 +152,8 @@ func parseFlags(args []string, stderr io.Writer) (config, error) {
 	strategies := fs.String("strategies", strings.Join(c.Strategies, ","), "ingest strategies: ours, semaphore-4, unbounded")
 	fs.BoolVar(&c.Enrich, "enrich", c.Enrich, "also run ours with --enrich (summaries and tags) per NUM_PARALLEL")
 	fs.IntVar(&c.EnrichDocs, "enrich-docs", c.EnrichDocs, "documents uploaded in the --enrich phases (the first ones of the corpus)")
+	phases := fs.String("phases", strings.Join(c.Phases, ","), "phases to run: ingest (the strategies per NUM_PARALLEL), scale (1 and 3 replicas on PostgreSQL vs 1 on SQLite, on the last -parallel value); with scale alone the results go to scale.{json,md} unless -name is given")
+	fs.IntVar(&c.ScaleQuestions, "scale-questions", c.ScaleQuestions, "idle chat questions per scale run, round-robin over the replicas")
 	fs.DurationVar(&c.HealthInterval, "health-interval", c.HealthInterval, "health probe interval")
 	fs.DurationVar(&c.ChatInterval, "chat-interval", c.ChatInterval, "chat question interval during ingest")
 	fs.IntVar(&c.IdleChats, "idle-chats", c.IdleChats, "chat questions asked idle, after each ingest")
@@ -170,6 +181,13 @@ func parseFlags(args []string, stderr io.Writer) (config, error) {
 		fmt.Fprintf(stderr, "-parallel: %v\n", err)
 		return c, err
 	}
+	if c.Phases, err = parsePhases(*phases); err != nil {
+		fmt.Fprintln(stderr, err)
+		return c, err
+	}
+	if !c.runs(phaseIngest) && !flagSet(fs, "name") {
+		c.Name = "scale" // a scale-only run leaves the ingest phases' bench.* as they are
+	}
 	c.Strategies = nil
 	for _, s := range strings.Split(*strategies, ",") {
 		switch s = strings.TrimSpace(s); s {
@@ -183,9 +201,9 @@ func parseFlags(args []string, stderr io.Writer) (config, error) {
 		}
 	}
 	c.EnrichDocs = min(c.EnrichDocs, c.Docs)
-	if c.Docs < 1 || c.EnrichDocs < 1 || c.Scale <= 0 || c.WordsPerPage < 10 || c.IdleChats < 1 || c.LimitBatch < 1 || c.LimitChunks < 1 || c.UploadWorkers < 1 ||
+	if c.Docs < 1 || c.EnrichDocs < 1 || c.Scale <= 0 || c.WordsPerPage < 10 || c.IdleChats < 1 || c.ScaleQuestions < 1 || c.LimitBatch < 1 || c.LimitChunks < 1 || c.UploadWorkers < 1 ||
 		c.HealthInterval <= 0 || c.ChatInterval <= 0 || c.LimitTime <= 0 || c.PhaseTimeout <= 0 || c.ClientTimeout <= 0 {
-		err = errors.New("-docs, -scale, -idle-chats, -limit-batch, -limit-chunks, -upload-workers and the durations must be positive; -words-per-page at least 10")
+		err = errors.New("-docs, -scale, -idle-chats, -scale-questions, -limit-batch, -limit-chunks, -upload-workers and the durations must be positive; -words-per-page at least 10")
 		fmt.Fprintln(stderr, err)
 		return c, err
 	}
@@ -208,4 +226,10 @@ func parseInts(s string) ([]int, error) {
 		out = append(out, n)
 	}
 	return out, nil
+}
+
+func flagSet(fs *flag.FlagSet, name string) bool {
+	set := false
+	fs.Visit(func(f *flag.Flag) { set = set || f.Name == name })
+	return set
 }

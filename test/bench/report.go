@@ -167,6 +167,9 @@ func markdownGoals(r *report) string {
 }
 
 func markdown(r *report, png string) string {
+	if len(r.Phases) == 0 && r.Scale != nil {
+		return scaleOnlyMarkdown(r)
+	}
 	var b strings.Builder
 	m := r.Machine
 	b.WriteString("# Bulk ingest with health and chat measured: the guide's failure, the guide's fix, our server\n\n")
@@ -217,6 +220,9 @@ func markdown(r *report, png string) string {
 		}
 		b.WriteString("\n")
 	}
+	if r.Scale != nil {
+		b.WriteString("\n" + scaleMarkdown(r.Scale))
+	}
 	return b.String()
 }
 
@@ -261,15 +267,20 @@ func writeResults(r *report, dir, name string) ([]string, error) {
 	if err := os.WriteFile(jsonPath, data, 0o644); err != nil {
 		return nil, err
 	}
-	pngPath := filepath.Join(dir, name+".png")
-	if err := writePlot(r, pngPath); err != nil {
-		return nil, fmt.Errorf("plot: %w", err)
+	paths := []string{jsonPath}
+	png := ""
+	if len(r.Phases) > 0 { // the plot is the ingest phases' timelines
+		png = name + ".png"
+		if err := writePlot(r, filepath.Join(dir, png)); err != nil {
+			return nil, fmt.Errorf("plot: %w", err)
+		}
+		paths = append(paths, filepath.Join(dir, png))
 	}
 	mdPath := filepath.Join(dir, name+".md")
-	if err := os.WriteFile(mdPath, []byte(markdown(r, name+".png")), 0o644); err != nil {
+	if err := os.WriteFile(mdPath, []byte(markdown(r, png)), 0o644); err != nil {
 		return nil, err
 	}
-	return []string{jsonPath, mdPath, pngPath}, nil
+	return append(paths, mdPath), nil
 }
 
 // phaseTimeline is one phase's samples in bench.json's "timelines".
@@ -339,6 +350,9 @@ func sanitize(r *report) *report {
 		for i := range p.Timeline.Progress {
 			p.Timeline.Progress[i].T = round(p.Timeline.Progress[i].T, 1000)
 		}
+	}
+	if r.Scale != nil {
+		sanitizeScale(r.Scale, fix)
 	}
 	return r
 }

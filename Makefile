@@ -127,7 +127,7 @@ test-e2e: k8s-assets kwok ollama helm ## Chart lifecycle on a local cluster with
 	KUBEBUILDER_ASSETS=$(K8S_ASSETS) KWOK_BIN=$(KWOK) HELM=$(HELM) OLLAMA_BIN=$(OLLAMA_BIN_DIR)/ollama RAG_REQUIRE_E2E=1 go test ./test/e2e/ ./internal/testbed/cluster/ -count=1 -v
 
 .PHONY: bench
-bench: ollama ## Bulk ingest while health and chat are measured: ours vs the guide's failure and fix (writes docs/benchmarks/bench.*).
+bench: ollama ## Bulk ingest while health and chat are measured: ours vs the guide's failure and fix; then 1 and 3 replicas on PostgreSQL vs 1 on SQLite (writes docs/benchmarks/bench.*; BENCH_FLAGS='-phases scale' writes scale.*).
 	OLLAMA_BIN=$(OLLAMA_BIN_DIR)/ollama go run ./test/bench -out docs/benchmarks $(BENCH_FLAGS)
 
 .PHONY: test-ui

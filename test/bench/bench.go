@@ -264,7 +264,7 @@ func run(ctx context.Context, cfg config, stdout io.Writer) (*report, error) {
 		ol.Close()
 	}
 	if cfg.runs(phaseScale) {
-		if rep.Scale, err = runScale(ctx, cfg, bin, tmp, c); err != nil {
+		if rep.Scale, err = scalePhase(ctx, cfg, bin, tmp, c); err != nil {
 			return nil, err
 		}
 	}

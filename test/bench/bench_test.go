@@ -37,6 +37,7 @@ func TestBenchMiniature(t *testing.T) {
 	}
 	cfg := defaultConfig()
 	cfg.Docs, cfg.Scale = 3, 0.02
+	cfg.Phases = []string{phaseIngest} // the scale phase has its own miniature
 	cfg.Parallel = []int{2}
 	cfg.IdleChats = 2
 	cfg.ChatInterval = time.Second

@@ -12,6 +12,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"maps"
 	"math"
 	"net/http"
 	"net/url"
@@ -119,6 +120,7 @@ type scaleResult struct {
 	Runs          []*scaleRun  `json:"runs"`
 	Ratios        []scaleRatio `json:"ratios"`
 	Notes         []string     `json:"notes"`
+	Error         string       `json:"error,omitempty"` // why it was not measured
 }
 
 // ratio is a/b, NaN when either is missing (no samples, nothing done).
@@ -281,6 +283,18 @@ func checkIntegrity(accepted []string, listed []listedDoc, listedByReplica []int
 		add("%d documents with points but no row", ck.Orphans)
 	}
 	return ck
+}
+
+// scalePhase runs the scale phase. After the ingest phases a failure (PostgreSQL not
+// installed, say) is reported in its section instead of losing their figures; run alone, it
+// is the bench's error.
+func scalePhase(ctx context.Context, cfg config, bin, tmp string, c *corpus) (*scaleResult, error) {
+	res, err := runScale(ctx, cfg, bin, tmp, c)
+	if err == nil || ctx.Err() != nil || !cfg.runs(phaseIngest) {
+		return res, err
+	}
+	logf(cfg, "scale: not measured: %v", err)
+	return &scaleResult{Error: err.Error()}, nil
 }
 
 // runScale runs the scale phase on a fresh Ollama (the last -parallel value) and returns its
@@ -493,6 +507,15 @@ func runScaleSetup(ctx context.Context, cfg config, setup scaleSetup, index int,
 	cs := chatSeries.snapshot()
 	r.ChatIngest = summarize(cs, func(s sample) bool { return s.Phase == "ingest" })
 	r.ChatIdle = summarize(cs, func(s sample) bool { return s.Phase == "idle" })
+	chatErrs := map[string]int{}
+	for _, x := range cs {
+		if x.Err != "" {
+			chatErrs[x.Phase+": "+firstLine(x.Err)]++
+		}
+	}
+	for _, k := range slices.Sorted(maps.Keys(chatErrs)) {
+		r.Notes = append(r.Notes, fmt.Sprintf("%d× chat failed (%s)", chatErrs[k], k))
+	}
 	return r, nil
 }
 
@@ -610,6 +633,10 @@ func scaleNotes(res *scaleResult) []string {
 func scaleMarkdown(s *scaleResult) string {
 	var b strings.Builder
 	b.WriteString("## Scale\n\n")
+	if s.Error != "" {
+		fmt.Fprintf(&b, "Not measured: `%s`.\n", firstLine(s.Error))
+		return b.String()
+	}
 	fmt.Fprintf(&b, "One RAG server on SQLite (the default) against one and three replicas on one PostgreSQL, on the same Ollama (NUM_PARALLEL %d) and corpus (%d documents), uploads and questions round-robin over the replicas. Ratios are to the SQLite run.\n\n", s.NumParallel, s.Docs)
 	b.WriteString("| setup | docs/min | × SQLite | chat TTFT p50 / p95 idle | × SQLite (p95) | chat TTFT p50 / p95 ingest | app CPU during ingest | × SQLite | peak RSS (all replicas) | uploads / ingested / questions per replica | lost or duplicated |\n")
 	b.WriteString("|---|---|---|---|---|---|---|---|---|---|---|\n")

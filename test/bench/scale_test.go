@@ -12,6 +12,9 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/ragstack/rag-operator/internal/testbed/ollamatest"
+	"github.com/ragstack/rag-operator/internal/testbed/postgres"
 )
 
 func TestScaleRatios(t *testing.T) {
@@ -179,5 +182,65 @@ func TestScaleReportFiles(t *testing.T) {
 	}
 	if _, err := os.Stat(filepath.Join(dir, "scale.png")); err == nil {
 		t.Error("a plot without ingest phases")
+	}
+	// After the ingest phases a scale phase that could not run is a line, not a lost report.
+	if md := scaleMarkdown(&scaleResult{Error: "scale: PostgreSQL: no binaries\nmore"}); md != "## Scale\n\nNot measured: `scale: PostgreSQL: no binaries`.\n" {
+		t.Errorf("not measured: %q", md)
+	}
+}
+
+// TestScaleMiniature runs the scale phase alone in miniature (3 one-page documents, 2
+// questions per run) on a real Ollama and PostgreSQL and checks that every run ingested
+// everything exactly once and wrote its files. It asserts no performance figure.
+func TestScaleMiniature(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts Ollama, PostgreSQL and five RAG servers (-short)")
+	}
+	if _, err := ollamatest.Binary(); err != nil {
+		if os.Getenv(ollamatest.RequireEnv) == "1" {
+			t.Fatalf("ollama binary unavailable (%v) and %s=1: run `make ollama`", err, ollamatest.RequireEnv)
+		}
+		t.Skipf("ollama binary unavailable (%v): run `make ollama` (or set OLLAMA_BIN)", err)
+	}
+	if _, err := postgres.BinDir(); err != nil {
+		if os.Getenv(postgres.RequireEnv) == "1" {
+			t.Fatalf("%v and %s=1", err, postgres.RequireEnv)
+		}
+		t.Skip(err)
+	}
+	cfg, err := parseFlags([]string{"-phases", "scale", "-docs", "3", "-scale", "0.02", "-parallel", "2", "-scale-questions", "2",
+		"-chat-interval", "5s", "-out", t.TempDir()}, io.Discard)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg.Log = io.Discard
+	if testing.Verbose() {
+		cfg.Log = os.Stderr
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 15*time.Minute)
+	defer cancel()
+	rep, err := run(ctx, cfg, io.Discard)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := rep.Scale
+	if s == nil || len(s.Runs) != len(scaleSetups) || len(s.Ratios) != len(scaleSetups)-1 || len(rep.Phases) != 0 {
+		t.Fatalf("scale result %+v, %d ingest phases", s, len(rep.Phases))
+	}
+	for i, r := range s.Runs {
+		if r.Ready != 3 || len(r.Check.Problems) > 0 || r.Check.Points == 0 || r.ChatIdle.N != 2 {
+			t.Errorf("%s: %d/3 ready, %d points, %d idle questions, problems %q", r.Name, r.Ready, r.Check.Points, r.ChatIdle.N, r.Check.Problems)
+		}
+		if len(r.UploadsByReplica) != scaleSetups[i].Replicas || len(r.Check.ListedByReplica) != scaleSetups[i].Replicas {
+			t.Errorf("%s: uploads %v, listed %v for %d replicas", r.Name, r.UploadsByReplica, r.Check.ListedByReplica, scaleSetups[i].Replicas)
+		}
+	}
+	if up := s.Runs[2].UploadsByReplica; !slices.Equal(up, []int{1, 1, 1}) {
+		t.Errorf("3 uploads round-robin over 3 replicas: %v", up)
+	}
+	for _, name := range []string{"scale.json", "scale.md"} {
+		if fi, err := os.Stat(filepath.Join(cfg.Out, name)); err != nil || fi.Size() == 0 {
+			t.Errorf("%s not written: %v", name, err)
+		}
 	}
 }

@@ -654,9 +654,9 @@ func scaleMarkdown(s *scaleResult) string {
 		if len(r.Check.Problems) > 0 {
 			check = "**" + strings.Join(r.Check.Problems, "; ") + "**"
 		}
-		fmt.Fprintf(&b, "| %s | %.1f | %s | %s / %s (%d) | %s | %s / %s (%d) | %.1f s | %s | %.0f MiB | %s / %s / %s | %s |\n",
-			r.Name, r.DocsPerMin, rd, fmtMs(r.ChatIdle.P50), fmtMs(r.ChatIdle.P95), r.ChatIdle.N, rt,
-			fmtMs(r.ChatIngest.P50), fmtMs(r.ChatIngest.P95), r.ChatIngest.N, r.CPUSeconds, rc, r.PeakRSSMiB,
+		fmt.Fprintf(&b, "| %s | %.1f | %s | %s / %s (%s) | %s | %s / %s (%s) | %.1f s | %s | %.0f MiB | %s / %s / %s | %s |\n",
+			r.Name, r.DocsPerMin, rd, fmtMs(r.ChatIdle.P50), fmtMs(r.ChatIdle.P95), countFailed(r.ChatIdle), rt,
+			fmtMs(r.ChatIngest.P50), fmtMs(r.ChatIngest.P95), countFailed(r.ChatIngest), r.CPUSeconds, rc, r.PeakRSSMiB,
 			joinInts(r.UploadsByReplica), joinInts(r.IngestedByReplica), joinInts(r.QuestionsByReplica), check)
 	}
 	b.WriteString("\n")
@@ -684,10 +684,22 @@ func scaleOnlyMarkdown(r *report) string {
 		m.CPUs, m.CPUModel, m.MemoryGiB, m.OS, m.GoVersion, m.Date, ollamatest.Version, r.RuntimeSeconds)
 	fmt.Fprintf(&b, "Reproduce: `%s`. `make bench` runs this phase after the ingest phases and writes it into bench.md.\n\n", r.Command)
 	c := r.Corpus
-	fmt.Fprintf(&b, "Corpus: %d generated text documents, %d pages in all (%d–%d per document), %d words, %.1f MB → %d chunks by the bench's own chunking.\n\n",
+	fmt.Fprintf(&b, "Corpus: %d generated text documents, %d pages in all (%d–%d per document), %d words, %.2f MB → %d chunks by the bench's own chunking.\n\n",
 		c.Docs, c.Pages, c.PagesMin, c.PagesMax, c.Words, float64(c.Bytes)/1e6, c.Chunks)
+	if d := defaultConfig(); c.Docs < d.Docs || r.Scale.Questions < d.ScaleQuestions {
+		fmt.Fprintf(&b, "A small run (%d documents and %d idle questions per setup; `make bench` uses %d and %d): one sample of each setup, so the ratios carry the noise of a shared machine; the load average at each run's start and end is below.\n\n",
+			c.Docs, r.Scale.Questions, d.Docs, d.ScaleQuestions)
+	}
 	b.WriteString(scaleMarkdown(r.Scale))
 	return b.String()
+}
+
+// countFailed is "n" questions, or "n, k failed" (a failed one counts with its time to failure).
+func countFailed(st latencyStats) string {
+	if st.Errors == 0 {
+		return fmt.Sprint(st.N)
+	}
+	return fmt.Sprintf("%d, %d failed", st.N, st.Errors)
 }
 
 func joinInts(xs []int) string {

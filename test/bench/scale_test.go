@@ -164,7 +164,7 @@ func TestScaleReportFiles(t *testing.T) {
 	}
 	s := &scaleResult{NumParallel: 4, Docs: 2, Questions: 30, Runs: runs, Ratios: scaleRatios(runs)}
 	s.Notes = scaleNotes(s)
-	r := &report{Machine: machine(), Command: "go run ./test/bench -phases scale", Scale: s}
+	r := &report{Machine: machine(), Command: "go run ./test/bench -phases scale", Scale: s, Corpus: corpusStats{Docs: 2}}
 	dir := t.TempDir()
 	if _, err := writeResults(r, dir, "scale"); err != nil {
 		t.Fatal(err)
@@ -175,7 +175,7 @@ func TestScaleReportFiles(t *testing.T) {
 		t.Fatalf("scale.json does not read back: %v\n%s", err, data)
 	}
 	md, _ := os.ReadFile(filepath.Join(dir, "scale.md"))
-	for _, want := range []string{"## Scale", "| postgres-3 | 60.0 | 1.00× | 500 ms / 880 ms (30) | 1.10× |", "1+1+0 / 0+1+1 / 11+10+10", "**1 documents upserted more than once", "not whether they speed anything up"} {
+	for _, want := range []string{"## Scale", "| postgres-3 | 60.0 | 1.00× | 500 ms / 880 ms (30) | 1.10× |", "1+1+0 / 0+1+1 / 11+10+10", "**1 documents upserted more than once", "not whether they speed anything up", "A small run (2 documents"} {
 		if !strings.Contains(string(md), want) {
 			t.Errorf("scale.md lacks %q:\n%s", want, md)
 		}

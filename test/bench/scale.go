@@ -298,7 +298,7 @@ func scalePhase(ctx context.Context, cfg config, bin, tmp string, c *corpus) (*s
 }
 
 // runScale runs the scale phase on a fresh Ollama (the last -parallel value) and returns its
-// result; an error is returned only when nothing could be measured.
+// result, or an error when a setup could not run (a failed check is a result, not an error).
 func runScale(ctx context.Context, cfg config, bin, tmp string, c *corpus) (*scaleResult, error) {
 	np := cfg.Parallel[len(cfg.Parallel)-1]
 	res := &scaleResult{NumParallel: np, Docs: len(c.Docs), Questions: cfg.ScaleQuestions, UploadWorkers: cfg.UploadWorkers}

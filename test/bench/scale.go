@@ -694,12 +694,17 @@ func scaleOnlyMarkdown(r *report) string {
 	return b.String()
 }
 
-// countFailed is "n" questions, or "n, k failed" (a failed one counts with its time to failure).
+// countFailed is "n" questions, with how many failed (counted with their time to failure) and
+// how many were answered without the model (retrieval found nothing yet: early in an ingest).
 func countFailed(st latencyStats) string {
-	if st.Errors == 0 {
-		return fmt.Sprint(st.N)
+	out := fmt.Sprint(st.N)
+	if st.Errors > 0 {
+		out += fmt.Sprintf(", %d failed", st.Errors)
 	}
-	return fmt.Sprintf("%d, %d failed", st.N, st.Errors)
+	if st.NoContext > 0 {
+		out += fmt.Sprintf(", %d without context", st.NoContext)
+	}
+	return out
 }
 
 func joinInts(xs []int) string {

@@ -158,7 +158,8 @@ func TestScaleReportFiles(t *testing.T) {
 	runs := []*scaleRun{
 		{scaleSetup: scaleSetups[0], Docs: 2, Ready: 2, DocsPerMin: 60, CPUSeconds: 1, ChatIdle: latencyStats{N: 30, P50: 500, P95: 800}, ChatIngest: summarize(nil, nil),
 			UploadsByReplica: []int{2}, IngestedByReplica: []int{2}, QuestionsByReplica: []int{31}},
-		{scaleSetup: scaleSetups[2], Docs: 2, Ready: 2, DocsPerMin: 60, CPUSeconds: 1.2, ChatIdle: latencyStats{N: 30, P50: 500, P95: 880}, ChatIngest: summarize(nil, nil),
+		{scaleSetup: scaleSetups[2], Docs: 2, Ready: 2, DocsPerMin: 60, CPUSeconds: 1.2, ChatIdle: latencyStats{N: 30, P50: 500, P95: 880},
+			ChatIngest:       latencyStats{N: 5, Errors: 2, NoContext: 1, P50: 900, P95: 60000},
 			UploadsByReplica: []int{1, 1, 0}, IngestedByReplica: []int{0, 1, 1}, QuestionsByReplica: []int{11, 10, 10},
 			Check: integrity{Problems: []string{"1 documents upserted more than once (processed twice)"}}},
 	}
@@ -175,7 +176,7 @@ func TestScaleReportFiles(t *testing.T) {
 		t.Fatalf("scale.json does not read back: %v\n%s", err, data)
 	}
 	md, _ := os.ReadFile(filepath.Join(dir, "scale.md"))
-	for _, want := range []string{"## Scale", "| postgres-3 | 60.0 | 1.00× | 500 ms / 880 ms (30) | 1.10× |", "1+1+0 / 0+1+1 / 11+10+10", "**1 documents upserted more than once", "not whether they speed anything up", "A small run (2 documents"} {
+	for _, want := range []string{"## Scale", "| postgres-3 | 60.0 | 1.00× | 500 ms / 880 ms (30) | 1.10× |", "1+1+0 / 0+1+1 / 11+10+10", "900 ms / 60.0 s (5, 2 failed, 1 without context)", "**1 documents upserted more than once", "not whether they speed anything up", "A small run (2 documents"} {
 		if !strings.Contains(string(md), want) {
 			t.Errorf("scale.md lacks %q:\n%s", want, md)
 		}

@@ -33,6 +33,55 @@ type Config struct {
 	// Database is where documents, the queue and sessions live; omitted when zero, which
 	// means embedded, so files rendered before it existed stay byte for byte the same.
 	Database Database `json:"database,omitzero"`
+	// SLO is the declared latency objective (the CRD's spec.slo); absent: none. omitzero keeps
+	// a file without one byte for byte what it was.
+	SLO SLO `json:"slo,omitzero"`
+}
+
+// SLO is the latency objective the server measures and holds. Durations are Go duration
+// strings; an empty target declares no objective of that kind.
+type SLO struct {
+	// ChatTTFTP95 is the target for chat time to first token at the 95th percentile (e.g.
+	// "2s"). Set, the server throttles its background work (summaries, tags, ingest embedding
+	// batches) to hold it.
+	ChatTTFTP95 string `json:"chatTTFTP95,omitempty"`
+	// HealthzP99 is the target for /healthz latency at the 99th percentile (e.g. "100ms");
+	// measured and reported, it steers nothing.
+	HealthzP99 string `json:"healthzP99,omitempty"`
+	// Window is how far back the reported quantiles look (e.g. "10m"); empty: DefaultSLOWindow.
+	Window string `json:"window,omitempty"`
+}
+
+// DefaultSLOWindow is the window of an SLO that names none.
+const DefaultSLOWindow = 10 * time.Minute
+
+// SLOTargets is an SLO parsed (Validate has checked it): zero targets declare no objective.
+type SLOTargets struct {
+	ChatTTFTP95, HealthzP99, Window time.Duration
+}
+
+// Targets parses the SLO; Validate reports the same errors by field.
+func (s SLO) Targets() (SLOTargets, error) {
+	var t SLOTargets
+	var errs []error
+	parse := func(field, v string, dst *time.Duration) {
+		if v == "" {
+			return
+		}
+		d, err := time.ParseDuration(v)
+		if err != nil || d <= 0 {
+			errs = append(errs, fmt.Errorf("%s: must be a positive duration like 2s, got %q", field, v))
+			return
+		}
+		*dst = d
+	}
+	parse("slo.chatTTFTP95", s.ChatTTFTP95, &t.ChatTTFTP95)
+	parse("slo.healthzP99", s.HealthzP99, &t.HealthzP99)
+	parse("slo.window", s.Window, &t.Window)
+	if t.Window == 0 {
+		t.Window = DefaultSLOWindow
+	}
+	return t, errors.Join(errs...)
 }
 
 // Ollama is where the models are served. Ollama's slot count (OLLAMA_NUM_PARALLEL) is not
@@ -357,6 +406,9 @@ func (c Config) Validate() error {
 		}
 	default:
 		bad("database.driver", "must be %q or %q, got %q", DriverEmbedded, DriverPostgres, c.Database.Driver)
+	}
+	if _, err := c.SLO.Targets(); err != nil {
+		errs = append(errs, err)
 	}
 	return errors.Join(errs...)
 }

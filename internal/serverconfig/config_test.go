@@ -6,6 +6,7 @@ import (
 	"regexp"
 	"strings"
 	"testing"
+	"time"
 )
 
 func TestDefaultIsValid(t *testing.T) {
@@ -147,5 +148,44 @@ func TestDatabase(t *testing.T) {
 		if (c.want == "") != (err == nil) || (err != nil && !strings.Contains(err.Error(), c.want)) {
 			t.Errorf("%s: %v, want %q", file, err, c.want)
 		}
+	}
+}
+
+// TestSLO: the objective the operator renders from spec.slo is read strictly, an absent one
+// leaves the rendered file as it was, and a window defaults to ten minutes.
+func TestSLO(t *testing.T) {
+	c, err := Decode(Default(), []byte(`{"slo": {"chatTTFTP95": "2s", "healthzP99": "100ms", "window": "5m"}}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := c.Validate(); err != nil {
+		t.Fatal(err)
+	}
+	got, err := c.SLO.Targets()
+	if err != nil || got != (SLOTargets{ChatTTFTP95: 2 * time.Second, HealthzP99: 100 * time.Millisecond, Window: 5 * time.Minute}) {
+		t.Fatalf("targets %+v, %v", got, err)
+	}
+	if got, _ := (SLO{HealthzP99: "50ms"}).Targets(); got.Window != DefaultSLOWindow || got.ChatTTFTP95 != 0 {
+		t.Fatalf("defaults: %+v", got)
+	}
+	if strings.Contains(string(Default().Marshal()), "slo") {
+		t.Errorf("a config without an objective renders one:\n%s", Default().Marshal())
+	}
+	for body, field := range map[string]string{
+		`{"slo": {"chatTTFTP95": "2"}}`:    "slo.chatTTFTP95",
+		`{"slo": {"healthzP99": "-1s"}}`:   "slo.healthzP99",
+		`{"slo": {"window": "0s"}}`:        "slo.window",
+		`{"slo": {"chatTTFTP95": "fast"}}`: "slo.chatTTFTP95",
+	} {
+		c, err := Decode(Default(), []byte(body))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := c.Validate(); err == nil || !strings.Contains(err.Error(), field) {
+			t.Errorf("%s: %v, want an error naming %s", body, err, field)
+		}
+	}
+	if _, err := Decode(Default(), []byte(`{"slo": {"chatTTFT": "2s"}}`)); err == nil {
+		t.Error("an unknown slo field was accepted")
 	}
 }

@@ -43,6 +43,7 @@ type gate struct {
 	yieldTimer *time.Timer
 	inFlight   [2]int
 	queue      [2]*list.List // of *waiter
+	throttle   bgThrottle    // a latency objective's limit on background calls (throttle.go)
 	// changed is closed and replaced on every state change. Tests wait on it to observe "the
 	// call is queued now" without sleeping; nothing else reads it.
 	changed chan struct{}
@@ -169,7 +170,7 @@ func (g *gate) admissibleLocked(lane Lane) bool {
 	if lane == Interactive {
 		return true
 	}
-	return g.queue[Interactive].Len() == 0 && (g.holds == 0 || g.pass)
+	return g.queue[Interactive].Len() == 0 && (g.holds == 0 || g.pass) && g.throttleAllowsLocked()
 }
 
 // hold pauses background admissions until the returned function is called (safe to call more

@@ -401,7 +401,7 @@ func (o *Ollama) Embed(ctx context.Context, lane Lane, model string, texts []str
 
 	bs := o.opts.EmbedBatchSize
 	if lane == Background {
-		bs = o.pace.batch(o.opts.BackgroundCallTarget, bs)
+		bs = o.pace.batch(o.backgroundCallTarget(), bs) // throttle.go: scaled by the background level
 	}
 	nBatches := (len(texts) + bs - 1) / bs
 	workers := min(nBatches, o.embed.laneMax[lane])

@@ -1,0 +1,89 @@
+package llm
+
+import (
+	"math"
+	"time"
+)
+
+// The background throttle: how much of its configured room background work may use now. A
+// latency objective (internal/slo) lowers the level while answers start too late and raises it
+// again when they are in time; without one it stays at 1 and nothing here changes a rule of
+// lanes.go.
+
+// bgThrottle is a gate's dynamic limit on background calls, below laneMax[Background].
+type bgThrottle struct {
+	on bool // false: laneMax alone decides
+	// slots is the most background calls in flight. 0 means "only into an idle pool": one
+	// background call, admitted while no interactive call is in flight or held for, so a
+	// summary waits for the answers of the moment instead of starting under them.
+	slots int
+	level float64 // the level these were derived from (1 when off)
+}
+
+// throttleAllowsLocked is the throttle's part of admissibleLocked for a background call.
+func (g *gate) throttleAllowsLocked() bool {
+	t := g.throttle
+	if !t.on {
+		return true
+	}
+	if t.slots > 0 {
+		return g.inFlight[Background] < t.slots
+	}
+	return g.inFlight[Background] == 0 && g.inFlight[Interactive] == 0 && g.holds == 0
+}
+
+// setThrottle sets the gate's background slots for a level: slots(level × the lane's limit),
+// at least floor (0: the idle-pool rule above). Waiters a higher level admits are dispatched at
+// once.
+func (g *gate) setThrottle(level float64, floor int, slots func(float64) int) {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	limit := g.laneMax[Background]
+	if level >= 1 || limit == 0 {
+		g.throttle = bgThrottle{level: 1}
+	} else {
+		n := min(limit, max(floor, slots(level*float64(limit)+1e-9)))
+		g.throttle = bgThrottle{on: true, slots: n, level: level}
+	}
+	g.dispatchLocked()
+	g.publishLocked()
+}
+
+// throttleLevel is the level the gate runs at (1 when not throttled).
+func (g *gate) throttleLevel() float64 {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	if !g.throttle.on {
+		return 1
+	}
+	return g.throttle.level
+}
+
+// SetBackgroundLevel scales background work to level (clamped to 0..1; 1: the configured
+// limits) — the actuator of a latency objective (slo.Actuator). What a level means:
+//
+//   - background chat calls (summaries, tags, warming): floor(level × warmingMaxConcurrentQueries)
+//     slots; at 0 slots one call at a time, and only while no answer is being generated or
+//     awaited (the pool is otherwise idle);
+//   - background embedding calls (ingest): round(level × their limit) in flight, never fewer
+//     than one — the floor that keeps ingest moving whatever the answers need;
+//   - background embedding batches: sized to level × BackgroundCallTarget of Ollama's time
+//     (at least one text), so a question's embedding waits behind a shorter batch.
+//
+// Holds (HoldBackground) apply on top, as before.
+func (o *Ollama) SetBackgroundLevel(level float64) {
+	level = max(0, min(1, level))
+	// Chat slots round down: on a pool of one, any level below 1 must take the slot's freedom
+	// away to mean anything. Embedding calls round to nearest, never below one.
+	o.chat.setThrottle(level, 0, func(x float64) int { return int(math.Floor(x)) })
+	o.embed.setThrottle(level, 1, func(x float64) int { return int(math.Round(x)) })
+}
+
+// backgroundCallTarget is BackgroundCallTarget scaled by the throttle level.
+func (o *Ollama) backgroundCallTarget() time.Duration {
+	t := o.opts.BackgroundCallTarget
+	if t <= 0 {
+		return t
+	}
+	return max(time.Millisecond, time.Duration(float64(t)*o.embed.throttleLevel()))
+}

@@ -25,6 +25,7 @@ import (
 	"github.com/ragstack/rag-operator/internal/llm"
 	"github.com/ragstack/rag-operator/internal/parse"
 	"github.com/ragstack/rag-operator/internal/serverconfig"
+	"github.com/ragstack/rag-operator/internal/slo"
 	"github.com/ragstack/rag-operator/internal/store"
 	"github.com/ragstack/rag-operator/internal/vector"
 )
@@ -36,6 +37,8 @@ type options struct {
 	keysReload      time.Duration
 	shutdownTimeout time.Duration
 	probeInterval   time.Duration
+	// sloProbeInterval is how often the server probes its own /healthz for the objective.
+	sloProbeInterval time.Duration
 	// answerCacheSize > 0 turns the answer cache on with that many answers (see chat.Cache for
 	// why it is off by default).
 	answerCacheSize int
@@ -56,6 +59,7 @@ type app struct {
 	pipe   *ingest.Pipeline
 	answer *chat.Answerer
 	ready  *httpapi.Readiness
+	slo    *slo.Tracker
 	http   *http.Server
 	// metrics serves only /metrics and /healthz, without a key, on metricsListen (nil: none).
 	metrics *http.Server
@@ -164,6 +168,15 @@ func newApp(ctx context.Context, cfg serverconfig.Config, opts options, log *slo
 		return 0
 	}))
 
+	// The latency objective: measured whether declared or not; a chat target also steers
+	// background work (the Ollama client's throttle) to hold it.
+	targets, err := cfg.SLO.Targets()
+	if err != nil {
+		return a, err
+	}
+	a.slo = slo.New(targets, slo.Options{Actuator: a.llm})
+	reg.MustRegister(a.slo)
+
 	// Only the store decides readiness: with Ollama or the vector store down, the API stays in
 	// its Service and refuses just the questions (503), while documents and sessions keep working.
 	a.ready = httpapi.NewReadiness(opts.probeInterval, 2*time.Second,
@@ -187,7 +200,7 @@ func newApp(ctx context.Context, cfg serverconfig.Config, opts options, log *slo
 		MaxConcurrentUploads: cfg.Uploads.MaxConcurrent,
 		MaxUploadsPerKey:     cfg.Uploads.MaxConcurrentPerKey,
 	}, httpapi.Deps{Store: a.st, Pipeline: a.pipe, Validator: a.parser, Auth: authn, Ready: a.ready, Registry: reg, Logger: log,
-		Chat: a.answer, Console: a.console()})
+		Chat: a.answer, Console: a.console(), SLO: a.slo})
 	if err != nil {
 		return a, err
 	}
@@ -311,6 +324,11 @@ func (a *app) serve(ctx context.Context, ln, metricsLn net.Listener) error {
 		a.pipe.Run(bg)
 	})
 
+	wg.Go(func() { a.slo.Run(bg) })
+	wg.Go(func() {
+		a.slo.ProbeHealthz(bg, selfURL(ln.Addr())+"/healthz", cmp.Or(a.opts.sloProbeInterval, time.Second))
+	})
+
 	errc := make(chan error, 2)
 	go func() { errc <- a.http.Serve(ln) }()
 	a.log.Info("RAG server listening", "addr", ln.Addr().String(), "dataDir", a.cfg.DataDir)
@@ -388,4 +406,20 @@ func (a *app) console() *httpapi.Console {
 	}
 	c.Chunks, _ = a.vec.(vector.ChunkGetter)
 	return c
+}
+
+// selfURL is how the server reaches its own listener: a wildcard address is dialled on the
+// loopback interface.
+func selfURL(addr net.Addr) string {
+	host, port, err := net.SplitHostPort(addr.String())
+	if err != nil {
+		return "http://" + addr.String()
+	}
+	if ip := net.ParseIP(host); host == "" || (ip != nil && ip.IsUnspecified()) {
+		host = "127.0.0.1"
+		if ip != nil && ip.To4() == nil {
+			host = "::1"
+		}
+	}
+	return "http://" + net.JoinHostPort(host, port)
 }

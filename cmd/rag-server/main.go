@@ -52,6 +52,7 @@ func run(ctx context.Context, args []string, stderr io.Writer) int {
 	fs.DurationVar(&o.keysReload, "keys-reload-interval", 10*time.Second, "how often the API keys file is checked for changes")
 	fs.DurationVar(&o.shutdownTimeout, "shutdown-timeout", 30*time.Second, "how long SIGTERM waits for requests in flight")
 	fs.DurationVar(&o.probeInterval, "probe-interval", 5*time.Second, "how often /readyz's dependency probes run")
+	fs.DurationVar(&o.sloProbeInterval, "slo-probe-interval", time.Second, "how often the server probes its own /healthz for the latency objective (rag_slo_healthz_p99_seconds)")
 	fs.IntVar(&o.answerCacheSize, "answer-cache-size", 0, "answers kept in the exact-question answer cache, emptied whenever the knowledge base changes; 0 turns it off")
 	fs.DurationVar(&o.storeLease, "store-lease", 30*time.Second, "with database.driver postgres: how long a document claimed by a replica that died waits before another replica takes it")
 	logLevel := fs.String("log-level", "info", "debug, info, warn or error")
@@ -83,8 +84,8 @@ func run(ctx context.Context, args []string, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "invalid config (file, then env and flags applied): %v\n", err)
 		return 2
 	}
-	if o.keysReload <= 0 || o.shutdownTimeout <= 0 || o.probeInterval <= 0 {
-		fmt.Fprintln(stderr, "--keys-reload-interval, --shutdown-timeout and --probe-interval must be positive")
+	if o.keysReload <= 0 || o.shutdownTimeout <= 0 || o.probeInterval <= 0 || o.sloProbeInterval <= 0 {
+		fmt.Fprintln(stderr, "--keys-reload-interval, --shutdown-timeout, --probe-interval and --slo-probe-interval must be positive")
 		return 2
 	}
 	if o.storeLease < time.Second {

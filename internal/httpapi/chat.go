@@ -330,6 +330,9 @@ func (s *Server) answer(r *http.Request, run answerRun, req chat.Request) (chat.
 	s.chatM.answers.WithLabelValues(run.api, outcome).Inc()
 	if !first.IsZero() && !resp.Cached && !resp.NoContext {
 		s.chatM.ttft.Observe(first.Sub(start).Seconds())
+		if s.d.SLO != nil {
+			s.d.SLO.ObserveChatTTFT(first.Sub(start))
+		}
 	}
 	attrs := []any{"api", run.api, "key", principal(r).Name, "outcome", outcome, "stream", run.stream != nil,
 		"sources", len(resp.Sources), "context", len(resp.Context), "promptTokens", resp.Usage.PromptTokens,

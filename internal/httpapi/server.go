@@ -129,6 +129,8 @@ type Deps struct {
 	Console *Console
 	// Space reports the data volume (tests); nil: Store.Space.
 	Space func() (store.Space, error)
+	// SLO receives every model answer's time to first token (internal/slo.Tracker); nil: none.
+	SLO interface{ ObserveChatTTFT(time.Duration) }
 }
 
 // Server serves the API.

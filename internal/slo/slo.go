@@ -2,6 +2,7 @@ package slo
 
 import (
 	"context"
+	"io"
 	"net/http"
 	"time"
 
@@ -162,7 +163,7 @@ func (t *Tracker) ProbeHealthz(ctx context.Context, url string, interval time.Du
 		}
 		resp, err := client.Do(req)
 		if err == nil {
-			_, _ = resp.Body.Read(make([]byte, 64))
+			_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, 4<<10)) // the answer is part of the round trip
 			resp.Body.Close()
 		}
 		if ctx.Err() != nil {

@@ -12,6 +12,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/ragstack/rag-operator/internal/serverconfig"
 	"github.com/ragstack/rag-operator/internal/testbed/ollamatest"
 )
 
@@ -204,9 +205,12 @@ func run(ctx context.Context, cfg config, stdout io.Writer) (*report, error) {
 		if cfg.Enrich {
 			phases = append(phases, stratEnrich)
 		}
+		if cfg.SLO {
+			phases = append(phases, stratSLOTight, stratSLOLoose)
+		}
 		for i, strat := range phases {
 			docs := c.Docs
-			if strat == stratEnrich {
+			if enriching(strat) {
 				docs = c.Docs[:cfg.EnrichDocs]
 			}
 			var best *phaseResult
@@ -223,6 +227,7 @@ func run(ctx context.Context, cfg config, stdout io.Writer) (*report, error) {
 					return nil, err
 				}
 				r := &phaseResult{NumParallel: np, Strategy: strat, Docs: len(docs)}
+				r.SLO = sloFor(cfg, strat, rep.phase(np, stratEnrich))
 				if err := runStrategy(ctx, cfg, strat, np, bin, dir, ol.URL, c, docs, r); err != nil {
 					ol.Close()
 					return nil, fmt.Errorf("NUM_PARALLEL=%d %s: %w", np, strat, err)
@@ -240,6 +245,9 @@ func run(ctx context.Context, cfg config, stdout io.Writer) (*report, error) {
 				logf(cfg, "  %-12s %6.1f docs/min %6.2f chunks/s (%.2f of limit)  failed %d timed out %d  healthz p99 %s (control %s)  TTFT p95 ingest %s idle %s  RSS %.0f MiB  load %.1f→%.1f%s",
 					strat, r.DocsPerMin, r.ChunksPerSec, r.RatioToLimit, r.DocsFailed, r.DocsTimedOut, fmtMs(r.Health.P99), fmtMs(r.Control.P99),
 					fmtMs(r.ChatIngest.P95), fmtMs(r.ChatIdle.P95), r.PeakRSSMiB, r.LoadAvg[0], r.LoadAvg[1], enrichSuffix(r))
+				if r.SLO != nil {
+					logf(cfg, "  %-12s %s", "", sloLine(r))
+				}
 				// Keep the attempt the machine disturbed least: the lower control p99 (the bare
 				// handler probed during the phase).
 				if best == nil || r.Control.P99 < best.Control.P99 {
@@ -279,6 +287,10 @@ func run(ctx context.Context, cfg config, stdout io.Writer) (*report, error) {
 		fmt.Fprint(stdout, markdownTable(rep))
 		fmt.Fprintln(stdout)
 		fmt.Fprint(stdout, markdownGoals(rep))
+		if t := markdownSLO(rep); t != "" {
+			fmt.Fprintln(stdout)
+			fmt.Fprint(stdout, t)
+		}
 	}
 	if rep.Scale != nil {
 		fmt.Fprintln(stdout)
@@ -303,7 +315,7 @@ func errSuffix(e string) string {
 }
 
 func enrichSuffix(r *phaseResult) string {
-	if r.Strategy != stratEnrich {
+	if !enriching(r.Strategy) {
 		return ""
 	}
 	return fmt.Sprintf("  enriched %d (+%d failed): %.1f docs/min", r.Enriched, r.EnrichFailed, r.EnrichDocsPerMin)
@@ -318,9 +330,9 @@ func runStrategy(ctx context.Context, cfg config, strat string, np int, bin, dir
 	defer q.Stop()
 	questions := newQuestions(cfg.Seed)
 	switch strat {
-	case stratOurs, stratEnrich:
+	case stratOurs, stratEnrich, stratSLOTight, stratSLOLoose:
 		warming := min(3, np-1) // the operator's CEL rule: warming < numParallel
-		enrich := strat == stratEnrich
+		enrich := enriching(strat)
 		if enrich {
 			warming = 3
 			if np <= warming {
@@ -328,6 +340,10 @@ func runStrategy(ctx context.Context, cfg config, strat string, np int, bin, dir
 			}
 		}
 		scfg := serverConfig(filepath.Join(dir, "data"), ollamaURL, q.Address(), warming)
+		if r.SLO != nil {
+			// The same server as ours+enrich, with only the objective added.
+			scfg.SLO = serverconfig.SLO{ChatTTFTP95: r.SLO.target().String()}
+		}
 		srv, err := startServer(ctx, bin, dir, scfg, enrich, cfg.ServerLogLevel, cfg.ServerCPUProfile)
 		if err != nil {
 			return err

@@ -67,7 +67,7 @@ func TestBenchMiniature(t *testing.T) {
 			}
 		}
 	}
-	want := []string{stratOurs, stratSemaphore, stratUnbounded, stratEnrich}
+	want := []string{stratOurs, stratSemaphore, stratUnbounded, stratEnrich, stratSLOTight, stratSLOLoose}
 	if len(rep.Phases) != len(want) {
 		t.Fatalf("%d phases, want %d", len(rep.Phases), len(want))
 	}
@@ -93,8 +93,28 @@ func TestBenchMiniature(t *testing.T) {
 		t.Logf("%s: %d/%d ready, %.2f chunks/s (%.2f of limit), healthz p99 %s, TTFT idle p95 %s; %s", p.Strategy, p.DocsReady, p.Docs,
 			p.ChunksPerSec, p.RatioToLimit, fmtMs(p.Health.P99), fmtMs(p.ChatIdle.P95), p.ChatPath)
 	}
-	if enr := rep.Phases[3]; enr.Enriched+enr.EnrichFailed != enr.DocsReady {
-		t.Errorf("ours+enrich: %d enriched + %d failed, want %d", enr.Enriched, enr.EnrichFailed, enr.DocsReady)
+	for _, enr := range rep.Phases[3:] {
+		if enr.Enriched+enr.EnrichFailed != enr.DocsReady {
+			t.Errorf("%s: %d enriched + %d failed, want %d", enr.Strategy, enr.Enriched, enr.EnrichFailed, enr.DocsReady)
+		}
+	}
+	// The objective phases declared their target and followed the server's throttle (its
+	// course is reported, not asserted: it depends on this machine's speed).
+	for _, p := range rep.Phases[4:] {
+		s := p.SLO
+		if s == nil || s.TargetSeconds <= 0 || len(s.Throttle) == 0 {
+			t.Errorf("%s: no objective measured: %+v", p.Strategy, s)
+			continue
+		}
+		for _, x := range s.Throttle {
+			if x < 0.1 || x > 1 {
+				t.Errorf("%s: throttle level %v outside [floor 0.1, 1]: %v", p.Strategy, x, s.Throttle)
+			}
+		}
+		t.Logf("%s", sloLine(p))
+	}
+	if idle := rep.Phases[3].ChatIdle.P95; idle > 0 && !strings.Contains(rep.Phases[4].SLO.TargetFrom, "idle p95") {
+		t.Errorf("tight target taken from %q, want ours+enrich's idle p95 (%s)", rep.Phases[4].SLO.TargetFrom, fmtMs(idle))
 	}
 	for _, name := range []string{"bench.json", "bench.md", "bench.png"} {
 		fi, err := os.Stat(filepath.Join(cfg.Out, name))
@@ -131,6 +151,13 @@ func TestReportFiles(t *testing.T) {
 			p.Control = summarize(nil, nil)
 			r.Phases = append(r.Phases, p)
 		}
+		p := &phaseResult{NumParallel: np, Strategy: stratSLOTight, Docs: 2, DocsReady: 2, Chunks: 10, Seconds: 2, ChunksPerSec: 5, EnrichDocsPerMin: 20,
+			SLO: &sloResult{TargetSeconds: 0.8, TargetFrom: "-slo-tight", AttainedP95: 1.2, Samples: 9}}
+		for k := range 30 {
+			p.Timeline.Progress = append(p.Timeline.Progress, progressSample{T: float64(k), Throttle: []float64{1, 0.5, 0.25, 0.1, 0.2, 0.3}[k/5]})
+		}
+		p.SLO.summarize(p.Timeline.Progress)
+		r.Phases = append(r.Phases, p)
 	}
 	r.Goals = evaluateGoals(r)
 	r.Notes = reportNotes(r)
@@ -149,11 +176,12 @@ func TestReportFiles(t *testing.T) {
 	if err := json.Unmarshal(data, &back); err != nil {
 		t.Fatalf("bench.json: %v", err)
 	}
-	if len(back.Phases) != 8 || len(back.Timelines) != 8 || len(back.Timelines[3].Health) != 20 || back.Phases[0].Control.P99 != -1 {
+	if len(back.Phases) != 10 || len(back.Timelines) != 10 || len(back.Timelines[3].Health) != 20 || back.Phases[0].Control.P99 != -1 {
 		t.Errorf("bench.json: %d phases, %d timelines, %+v", len(back.Phases), len(back.Timelines), back.Phases[0].Control)
 	}
 	md, _ := os.ReadFile(filepath.Join(dir, "bench.md"))
-	for _, want := range []string{"| 4 | semaphore-4 |", "the guide's claim", "4.00×", "![latency over time"} {
+	for _, want := range []string{"| 4 | semaphore-4 |", "the guide's claim", "4.00×", "![latency over time",
+		"## Latency objective", "| 1 | ours+slo-tight | 800 ms (-slo-tight) | 1200 ms over 9 answers |", "| **no** | 0.10 / 0.39 | 1 0.5 0.25 0.1 0.2 0.3 |"} {
 		if !strings.Contains(string(md), want) {
 			t.Errorf("bench.md lacks %q", want)
 		}

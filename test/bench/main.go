@@ -77,6 +77,12 @@ type config struct {
 	// Phases are ingest (the strategies per NUM_PARALLEL) and scale (replicas, scale.go).
 	Phases         []string
 	ScaleQuestions int // idle questions per scale run
+	// SLO adds, per NUM_PARALLEL, ours+enrich with a tight and a loose chat TTFT objective
+	// (slo.chatTTFTP95): the throttle's level over time and the p95 attained against each.
+	SLO bool
+	// SLOTight is the tight target; 0: 1.2× the idle TTFT p95 ours+enrich measured on the same
+	// Ollama just before (1 s when it did not run). SLOLoose is the loose one.
+	SLOTight, SLOLoose time.Duration
 
 	HealthInterval time.Duration
 	ChatInterval   time.Duration
@@ -117,6 +123,8 @@ func defaultConfig() config {
 		EnrichDocs:     10,
 		Phases:         []string{phaseIngest, phaseScale},
 		ScaleQuestions: 30,
+		SLO:            true,
+		SLOLoose:       30 * time.Second,
 		HealthInterval: 100 * time.Millisecond,
 		ChatInterval:   2 * time.Second,
 		IdleChats:      6,
@@ -138,7 +146,14 @@ const (
 	stratSemaphore = "semaphore-4"
 	stratUnbounded = "unbounded"
 	stratEnrich    = "ours+enrich"
+	stratSLOTight  = "ours+slo-tight"
+	stratSLOLoose  = "ours+slo-loose"
 )
+
+// enriching says whether a phase runs ours with summaries and tags (and so ingests EnrichDocs).
+func enriching(strat string) bool {
+	return strat == stratEnrich || strat == stratSLOTight || strat == stratSLOLoose
+}
 
 func parseFlags(args []string, stderr io.Writer) (config, error) {
 	c := defaultConfig()
@@ -154,6 +169,9 @@ func parseFlags(args []string, stderr io.Writer) (config, error) {
 	fs.IntVar(&c.EnrichDocs, "enrich-docs", c.EnrichDocs, "documents uploaded in the --enrich phases (the first ones of the corpus)")
 	phases := fs.String("phases", strings.Join(c.Phases, ","), "phases to run: ingest (the strategies per NUM_PARALLEL), scale (1 and 3 replicas on PostgreSQL vs 1 on SQLite, on the last -parallel value); with scale alone the results go to scale.{json,md} unless -name is given")
 	fs.IntVar(&c.ScaleQuestions, "scale-questions", c.ScaleQuestions, "idle chat questions per scale run, round-robin over the replicas")
+	fs.BoolVar(&c.SLO, "slo", c.SLO, "also run ours+enrich with a tight and a loose chat TTFT objective per NUM_PARALLEL (the background throttle)")
+	fs.DurationVar(&c.SLOTight, "slo-tight", c.SLOTight, "the tight chat TTFT p95 target (0: 1.2x the idle p95 ours+enrich measured just before, else 1s)")
+	fs.DurationVar(&c.SLOLoose, "slo-loose", c.SLOLoose, "the loose chat TTFT p95 target")
 	fs.DurationVar(&c.HealthInterval, "health-interval", c.HealthInterval, "health probe interval")
 	fs.DurationVar(&c.ChatInterval, "chat-interval", c.ChatInterval, "chat question interval during ingest")
 	fs.IntVar(&c.IdleChats, "idle-chats", c.IdleChats, "chat questions asked idle, after each ingest")
@@ -202,7 +220,7 @@ func parseFlags(args []string, stderr io.Writer) (config, error) {
 	}
 	c.EnrichDocs = min(c.EnrichDocs, c.Docs)
 	if c.Docs < 1 || c.EnrichDocs < 1 || c.Scale <= 0 || c.WordsPerPage < 10 || c.IdleChats < 1 || c.ScaleQuestions < 1 || c.LimitBatch < 1 || c.LimitChunks < 1 || c.UploadWorkers < 1 ||
-		c.HealthInterval <= 0 || c.ChatInterval <= 0 || c.LimitTime <= 0 || c.PhaseTimeout <= 0 || c.ClientTimeout <= 0 {
+		c.HealthInterval <= 0 || c.ChatInterval <= 0 || c.SLOTight < 0 || c.SLOLoose <= 0 || c.LimitTime <= 0 || c.PhaseTimeout <= 0 || c.ClientTimeout <= 0 {
 		err = errors.New("-docs, -scale, -idle-chats, -scale-questions, -limit-batch, -limit-chunks, -upload-workers and the durations must be positive; -words-per-page at least 10")
 		fmt.Fprintln(stderr, err)
 		return c, err

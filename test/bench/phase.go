@@ -29,6 +29,10 @@ type progressSample struct {
 	Failed   int     `json:"failed"`
 	Chunks   int     `json:"chunks"`
 	Enriched int     `json:"enriched,omitempty"` // enrichment done or failed
+	// With an objective: the server's background throttle level and its chat TTFT p95 over
+	// the window (rag_background_throttle, rag_slo_chat_ttft_p95_seconds).
+	Throttle float64 `json:"throttle,omitempty"`
+	SLOP95   float64 `json:"sloP95,omitempty"`
 }
 
 // timeline is everything measured over a phase, for the plot.
@@ -83,6 +87,9 @@ type phaseResult struct {
 	EnrichFailed     int     `json:"enrichFailed,omitempty"`
 	EnrichSeconds    float64 `json:"enrichSeconds,omitempty"`
 	EnrichDocsPerMin float64 `json:"enrichedDocsPerMin,omitempty"`
+
+	// SLO is the objective's outcome in the ours+slo-* phases.
+	SLO *sloResult `json:"slo,omitempty"`
 
 	Notes    []string       `json:"notes,omitempty"`
 	Failures map[string]int `json:"failures,omitempty"`
@@ -184,7 +191,10 @@ func runPhase(ctx context.Context, cfg config, tg target, r *phaseResult, questi
 	if r.Seconds == 0 { // never complete: rates over the whole phase
 		r.Seconds = ingestEnd
 	}
-	if r.Strategy == stratEnrich && r.EnrichSeconds == 0 {
+	if r.SLO != nil {
+		r.SLO.summarize(prog)
+	}
+	if enriching(r.Strategy) && r.EnrichSeconds == 0 {
 		r.EnrichSeconds = ingestEnd
 	}
 	r.DocsTimedOut = max(0, r.Docs-r.DocsReady-r.DocsFailed)
@@ -296,6 +306,8 @@ func (s *serverTarget) poll(ctx context.Context) (progressSample, bool, error) {
 		Failed:   int(m.sum("rag_ingest_documents_total", `outcome="failed"`)),
 		Chunks:   int(m.sum("rag_ingest_chunks_embedded_total")),
 		Enriched: int(m.sum("rag_enrich_documents_total")),
+		Throttle: m.sum("rag_background_throttle"),
+		SLOP95:   m.sum("rag_slo_chat_ttft_p95_seconds"),
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -337,6 +349,10 @@ func (s *serverTarget) finish(ctx context.Context, r *phaseResult) {
 		r.Chunks = int(m.sum("rag_ingest_chunks_embedded_total"))
 		r.Enriched = int(m.sum("rag_enrich_documents_total", `outcome="done"`))
 		r.EnrichFailed = int(m.sum("rag_enrich_documents_total", `outcome="failed"`))
+		if r.SLO != nil {
+			r.SLO.AttainedP95 = m.sum("rag_slo_chat_ttft_p95_seconds")
+			r.SLO.Samples = int(m.sum("rag_slo_samples", `objective="chat_ttft_p95"`))
+		}
 		if n := m.sum("rag_llm_rejected_total"); n > 0 {
 			r.Notes = append(r.Notes, fmt.Sprintf("%.0f LLM calls refused with 'busy' (queue full)", n))
 		}

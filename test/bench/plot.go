@@ -159,7 +159,7 @@ func drawPanel(img *image.RGBA, rect image.Rectangle, p *phaseResult) {
 				line(img, lastX, lastY+1, x, y+1, black)
 			}
 			lastX, lastY = x, y
-			if p.Strategy == stratEnrich {
+			if enriching(p.Strategy) {
 				e := P(float64(s.Enriched) / float64(p.Docs))
 				if lastE >= 0 {
 					line(img, x-1, lastE, x, e, purple)

@@ -196,6 +196,7 @@ type Ollama struct {
 	embed   *gate
 	pace    embedPace
 	metrics *metrics
+	preempt preemptor // preempt.go
 }
 
 // embedPace is a moving estimate of how long Ollama takes per embedded text in background
@@ -258,13 +259,15 @@ func New(cfg Options) *Ollama {
 // called (safe to call more than once) or MaxYield has passed; under overlapping holds one
 // background call still goes through every MaxYield. The answer path holds from the question's embedding to the first answer token:
 // Ollama's models share one GPU (or the CPU), so an ingest batch or a summary started in that
-// window would lengthen the prefill the user is waiting for. Running calls are not interrupted.
+// window would lengthen the prefill the user is waiting for. Running calls are not interrupted,
+// except background chat calls when SetPreemption is on (preempt.go).
 func (o *Ollama) HoldBackground() (release func()) {
 	if o.opts.MaxYield < 0 {
 		return func() {}
 	}
 	o.metrics.holds.Inc()
 	relChat, relEmbed := o.chat.hold(), o.embed.hold()
+	o.preempt.cutAll() // preempt.go: a running summary gives way too
 	var once sync.Once
 	return func() {
 		once.Do(func() {
@@ -571,6 +574,9 @@ func (o *Ollama) Chat(ctx context.Context, lane Lane, req ChatRequest) (res Chat
 	call := o.metrics.startCall(ctx, "chat", lane, req.Model)
 	defer func() { call.end(res, err) }()
 	req.OnToken = call.onToken(req.OnToken)
+	if lane == Background && req.OnToken == nil && o.preempt.enabled() {
+		return o.chatPreemptible(ctx, req) // preempt.go
+	}
 	body, err := o.chatBody(req)
 	if err != nil {
 		return ChatResponse{}, err

@@ -588,7 +588,7 @@ func (pe *poolEmbed) more() bool {
 func (pe *poolEmbed) claim(m *member) (lo, hi int, ok bool) {
 	bs := m.o.opts.EmbedBatchSize
 	if pe.lane == Background {
-		bs = m.o.pace.batch(m.o.opts.BackgroundCallTarget, bs)
+		bs = m.o.pace.batch(m.o.backgroundCallTarget(), bs) // throttle.go: scaled by the background level
 	}
 	pe.mu.Lock()
 	defer pe.mu.Unlock()

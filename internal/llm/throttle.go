@@ -87,3 +87,11 @@ func (o *Ollama) backgroundCallTarget() time.Duration {
 	}
 	return max(time.Millisecond, time.Duration(float64(t)*o.embed.throttleLevel()))
 }
+
+// SetBackgroundLevel scales background work on every server of the pool (slo.Actuator): each
+// server's lanes are throttled alike, since a question may go to any of them.
+func (p *Pool) SetBackgroundLevel(level float64) {
+	for _, m := range p.members {
+		m.o.SetBackgroundLevel(level)
+	}
+}

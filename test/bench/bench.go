@@ -162,7 +162,7 @@ func run(ctx context.Context, cfg config, stdout io.Writer) (*report, error) {
 		}
 	}
 
-	needServer := cfg.runs(phaseScale) || cfg.runs(phaseIngest) && (cfg.Enrich || slices.Contains(cfg.Strategies, stratOurs))
+	needServer := cfg.runs(phaseScale) || cfg.runs(phaseIngest) && (cfg.Enrich || cfg.SLO || slices.Contains(cfg.Strategies, stratOurs))
 	bin := cfg.ServerBin
 	if needServer && bin == "" {
 		logf(cfg, "building cmd/rag-server")

@@ -1,0 +1,168 @@
+package llm
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"sync"
+
+	"github.com/ollama/ollama/api"
+	"github.com/prometheus/client_golang/prometheus"
+)
+
+// Preemption: a question does not wait behind a summary or tag generation already running at
+// Ollama. When an answer starts (HoldBackground), every background chat call in flight is
+// cancelled and put back in its lane, where the hold keeps it until the answer's first token;
+// then it runs again from the start.
+//
+// What is lost is small and cheap to redo: the call's prompt (a document excerpt) is the same,
+// so Ollama's prompt cache finds it still in the slot it used and the prefill is mostly
+// skipped, and the answer so far (at most a few hundred tokens of a summary or a tag list) is
+// generated again. A call is cut at most MaxPreemptions times, then runs to its end, so a
+// steady stream of questions slows enrichment without starving it.
+//
+// Preemptible calls ask Ollama for a non-streamed answer (one JSON object at the end): Ollama
+// 0.24's streaming handler can keep its slot forever when the client leaves mid-stream
+// (ollama/ollama#17131: a blocked send on an unbuffered channel while holding the runner's
+// semaphore), and a non-streamed handler drains its channel to the end, so the cancel frees
+// the slot. The stall timeout (CallTimeout) then bounds the whole answer, not the gap
+// between lines.
+
+// errPreempted is the cause of a background call's context when an answer preempted it.
+var errPreempted = errors.New("llm: background call preempted by an answer")
+
+// preemptor tracks the background chat calls running at Ollama.
+type preemptor struct {
+	mu      sync.Mutex
+	max     int // cuts per call; 0: preemption off
+	running map[*preemptible]struct{}
+	count   prometheus.Counter
+}
+
+type preemptible struct {
+	cancel context.CancelCauseFunc
+	cuts   int // times this call was cut already
+}
+
+// SetPreemption makes background chat calls (summaries, tags) preemptible by answers, each at
+// most maxCuts times (0 turns preemption off). Calls that stream to an OnToken are never
+// preempted (what they streamed cannot be taken back).
+func (o *Ollama) SetPreemption(maxCuts int) {
+	o.preempt.mu.Lock()
+	defer o.preempt.mu.Unlock()
+	o.preempt.max = max(0, maxCuts)
+	if o.preempt.count == nil {
+		o.preempt.count = register(o.opts.Metrics, prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "rag_llm_background_preempted_total",
+			Help: "Background chat calls (summaries, tags) cut because an answer started, then run again.",
+		}))
+	}
+}
+
+func (p *preemptor) enabled() bool {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.max > 0
+}
+
+// cutAll cancels every running background call that may still be cut; it returns how many.
+func (p *preemptor) cutAll() int {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	n := 0
+	for c := range p.running {
+		if c.cuts < p.max {
+			c.cancel(errPreempted)
+			delete(p.running, c) // cut once per answer, however many answers start meanwhile
+			n++
+		}
+	}
+	if n > 0 && p.count != nil {
+		p.count.Add(float64(n))
+	}
+	return n
+}
+
+func (p *preemptor) add(c *preemptible) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.running == nil {
+		p.running = map[*preemptible]struct{}{}
+	}
+	p.running[c] = struct{}{}
+}
+
+func (p *preemptor) remove(c *preemptible) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	delete(p.running, c)
+}
+
+// chatPreemptible is Chat for a background call that an answer may cut: the same lane, retries
+// and errors, with a non-streamed request and a cut that re-queues the call instead of failing
+// it.
+func (o *Ollama) chatPreemptible(ctx context.Context, req ChatRequest) (ChatResponse, error) {
+	body, err := o.chatBody(req)
+	if err != nil {
+		return ChatResponse{}, err
+	}
+	var r api.ChatRequest
+	if err := json.Unmarshal(body, &r); err != nil {
+		return ChatResponse{}, err
+	}
+	stream := false
+	r.Stream = &stream
+	if body, err = json.Marshal(r); err != nil {
+		return ChatResponse{}, err
+	}
+	call := &preemptible{}
+	for attempt := 1; ; {
+		release, err := o.chat.acquire(ctx, Background, attempt == 1 && call.cuts == 0)
+		if err != nil {
+			return ChatResponse{}, fmt.Errorf("ollama chat: %w", err)
+		}
+		cctx, cancel := context.WithCancelCause(ctx)
+		call.cancel = cancel
+		o.preempt.add(call)
+		resp, _, err := o.chatOnce(cctx, body, nil)
+		o.preempt.remove(call)
+		// A call that ended just as it was cut keeps its answer.
+		cut := err != nil && errors.Is(context.Cause(cctx), errPreempted) && ctx.Err() == nil
+		cancel(nil)
+		release()
+		if cut {
+			call.cuts++ // back in the lane: the answer's hold admits it after its first token
+			continue
+		}
+		if err == nil {
+			return resp, nil
+		}
+		kind, retryAfter := classify(ctx, err)
+		if kind == fatal {
+			if ctx.Err() != nil {
+				return resp, ctx.Err()
+			}
+			return resp, fmt.Errorf("ollama chat: %w", err)
+		}
+		if o.opts.giveUp != nil && o.opts.giveUp(err) { // as Chat: a pool moves the call on
+			return resp, fmt.Errorf("ollama chat: %w", err)
+		}
+		if attempt >= o.opts.Retry.MaxAttempts {
+			return resp, busyIfOverloaded(fmt.Errorf("ollama chat: giving up after %d attempts: %w", attempt, err))
+		}
+		o.metrics.retries.WithLabelValues("chat").Inc()
+		if err := sleepCtx(ctx, o.opts.Retry.backoff(attempt, retryAfter)); err != nil {
+			return ChatResponse{}, err
+		}
+		attempt++
+	}
+}
+
+// SetPreemption turns preemption on (maxCuts > 0) or off on every server of the pool; a hold
+// (Pool.HoldBackground) cuts the background chat calls running on any of them.
+func (p *Pool) SetPreemption(maxCuts int) {
+	for _, m := range p.members {
+		m.o.SetPreemption(maxCuts)
+	}
+}

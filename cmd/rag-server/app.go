@@ -44,6 +44,8 @@ type options struct {
 	answerCacheSize int
 	// storeLease: how long a replica's claim on a document outlives the replica (PostgreSQL).
 	storeLease time.Duration
+	// preemptBackground > 0 lets an answer cut running summaries and tags (llm.SetPreemption).
+	preemptBackground int
 }
 
 // app is the assembled server; newApp builds it, serve runs it until ctx ends.
@@ -103,6 +105,7 @@ func newApp(ctx context.Context, cfg serverconfig.Config, opts options, log *slo
 	}
 	lopts.Metrics = reg
 	a.llm = llm.NewPool(llm.PoolOptions{Options: lopts, URLs: cfg.Ollama.URLs, Warm: warmModels(cfg), Logger: log})
+	a.llm.SetPreemption(opts.preemptBackground)
 
 	if cfg.Qdrant.Address != "" {
 		qo, err := qdrantOptions(cfg)

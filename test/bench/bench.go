@@ -344,7 +344,12 @@ func runStrategy(ctx context.Context, cfg config, strat string, np int, bin, dir
 			// The same server as ours+enrich, with only the objective added.
 			scfg.SLO = serverconfig.SLO{ChatTTFTP95: r.SLO.target().String()}
 		}
-		srv, err := startServer(ctx, bin, dir, scfg, enrich, cfg.ServerLogLevel, cfg.ServerCPUProfile)
+		var extra []string
+		if enrich && cfg.PreemptBackground > 0 {
+			extra = append(extra, fmt.Sprintf("--preempt-background=%d", cfg.PreemptBackground))
+			r.Notes = append(r.Notes, fmt.Sprintf("--preempt-background=%d: answers cut running summaries and tags", cfg.PreemptBackground))
+		}
+		srv, err := startServer(ctx, bin, dir, scfg, enrich, cfg.ServerLogLevel, cfg.ServerCPUProfile, extra...)
 		if err != nil {
 			return err
 		}

@@ -86,7 +86,7 @@ type serverProc struct {
 	logPath    string
 }
 
-func startServer(ctx context.Context, bin, dir string, cfg serverconfig.Config, enrich bool, logLevel string, cpuProfile bool) (*serverProc, error) {
+func startServer(ctx context.Context, bin, dir string, cfg serverconfig.Config, enrich bool, logLevel string, cpuProfile bool, extra ...string) (*serverProc, error) {
 	cfgPath := filepath.Join(dir, "config.json")
 	if err := os.WriteFile(cfgPath, cfg.Marshal(), 0o600); err != nil {
 		return nil, err
@@ -110,6 +110,7 @@ func startServer(ctx context.Context, bin, dir string, cfg serverconfig.Config, 
 	if cpuProfile {
 		s.cmd.Args = append(s.cmd.Args, "--cpu-profile", filepath.Join(dir, "cpu.pprof"))
 	}
+	s.cmd.Args = append(s.cmd.Args, extra...)
 	s.cmd.Stdout, s.cmd.Stderr = logf, logf
 	s.cmd.SysProcAttr = childProcAttr()
 	if err := s.cmd.Start(); err != nil {

@@ -300,9 +300,14 @@ type answerRun struct {
 func (s *Server) answer(r *http.Request, run answerRun, req chat.Request) (chat.Response, error) {
 	start := time.Now()
 	var first time.Time
+	waiting := func() {}
+	if s.d.SLO != nil {
+		waiting = s.d.SLO.ChatStarted()
+	}
 	req.Stream = func(tok string) error {
 		if first.IsZero() {
 			first = time.Now()
+			waiting()
 		}
 		if run.stream == nil {
 			return nil
@@ -315,6 +320,7 @@ func (s *Server) answer(r *http.Request, run answerRun, req chat.Request) (chat.
 	}
 	resp, err := s.d.Chat.Answer(r.Context(), req)
 	stop()
+	waiting()
 
 	outcome := "ok"
 	switch {

@@ -129,8 +129,12 @@ type Deps struct {
 	Console *Console
 	// Space reports the data volume (tests); nil: Store.Space.
 	Space func() (store.Space, error)
-	// SLO receives every model answer's time to first token (internal/slo.Tracker); nil: none.
-	SLO interface{ ObserveChatTTFT(time.Duration) }
+	// SLO receives every model answer's time to first token, and the questions still waiting
+	// for one (internal/slo.Tracker); nil: none.
+	SLO interface {
+		ObserveChatTTFT(time.Duration)
+		ChatStarted() (done func())
+	}
 }
 
 // Server serves the API.

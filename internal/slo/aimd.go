@@ -58,14 +58,17 @@ type Controller struct {
 	opts ControllerOptions
 	act  Actuator
 
-	mu     sync.Mutex
-	level  float64
-	recent []time.Duration
+	mu      sync.Mutex
+	level   float64
+	recent  []time.Duration
+	waiting map[uint64]time.Time // questions without a first token yet: start by ticket
+	ticket  uint64
+	now     func() time.Time
 }
 
 // NewController starts at level 1 (the configured limits) and applies it.
 func NewController(opts ControllerOptions, act Actuator) *Controller {
-	c := &Controller{opts: opts.withDefaults(), act: act, level: 1}
+	c := &Controller{opts: opts.withDefaults(), act: act, level: 1, waiting: map[uint64]time.Time{}, now: time.Now}
 	act.SetBackgroundLevel(1)
 	return c
 }
@@ -77,6 +80,22 @@ func (c *Controller) Observe(ttft time.Duration) {
 	c.mu.Unlock()
 }
 
+// Started records a question waiting for its first token; done (safe to call more than once)
+// ends the wait. A question still waiting past the target at a revision counts as an answer
+// that late: a stuck question must lower the level, not let it rise as if none were asked.
+func (c *Controller) Started() (done func()) {
+	c.mu.Lock()
+	c.ticket++
+	key := c.ticket
+	c.waiting[key] = c.now()
+	c.mu.Unlock()
+	return func() {
+		c.mu.Lock()
+		delete(c.waiting, key)
+		c.mu.Unlock()
+	}
+}
+
 // Level is the background level now, between Floor and 1.
 func (c *Controller) Level() float64 {
 	c.mu.Lock()
@@ -84,11 +103,18 @@ func (c *Controller) Level() float64 {
 	return c.level
 }
 
-// Step revises the level from the answers observed since the last Step and applies it.
+// Step revises the level from the answers observed since the last Step, and the questions
+// still waiting past the target, and applies it.
 func (c *Controller) Step() float64 {
 	c.mu.Lock()
 	recent := c.recent
 	c.recent = nil
+	now := c.now()
+	for _, start := range c.waiting {
+		if late := now.Sub(start); late > c.opts.Target {
+			recent = append(recent, late)
+		}
+	}
 	old := c.level
 	if len(recent) > 0 && Quantile(recent, .95) > c.opts.Target {
 		c.level = max(c.opts.Floor, c.level*c.opts.Decrease)

@@ -83,3 +83,28 @@ func TestControllerAIMD(t *testing.T) {
 }
 
 func near(a, b float64) bool { return a-b < 1e-9 && b-a < 1e-9 }
+
+// TestControllerCountsStuckQuestions: a question still without its first token past the
+// target is a miss at the revision (background work must give way to it), not a revision
+// without questions; once it is answered, the level rises again.
+func TestControllerCountsStuckQuestions(t *testing.T) {
+	now := time.Unix(1_800_000_000, 0)
+	c := NewController(ControllerOptions{Target: 2 * time.Second}, &levels{})
+	c.now = func() time.Time { return now }
+	done := c.Started()
+	fresh := c.Started()
+	now = now.Add(time.Second)
+	if got := c.Step(); got != 1 {
+		t.Fatalf("questions waiting 1 s of a 2 s target: level %v, want 1", got)
+	}
+	now = now.Add(5 * time.Second)
+	fresh()
+	if got := c.Step(); got != 0.5 {
+		t.Fatalf("a question waiting 6 s for a 2 s target: level %v, want 0.5", got)
+	}
+	done()
+	done() // safe twice
+	if got := c.Step(); got != 0.6 {
+		t.Fatalf("after it was answered: level %v, want 0.6", got)
+	}
+}

@@ -89,6 +89,14 @@ func (t *Tracker) ObserveChatTTFT(d time.Duration) {
 	}
 }
 
+// ChatStarted records a question that waits for its first token until done is called.
+func (t *Tracker) ChatStarted() (done func()) {
+	if t.ctl == nil {
+		return func() {}
+	}
+	return t.ctl.Started()
+}
+
 // ObserveHealthz records one /healthz round trip.
 func (t *Tracker) ObserveHealthz(d time.Duration) { t.healthz.Add(t.now(), d) }
 

@@ -32,7 +32,7 @@ func TestSLOMetrics(t *testing.T) {
 	srv := startServer(t, cfg, keys, false)
 	defer srv.stop(t)
 
-	m := sloMetrics(t, srv.url)
+	m := sloMetrics(t, srv.metricsURL)
 	for series, want := range map[string]float64{
 		`rag_slo_target_seconds{objective="chat_ttft_p95"}`: 30,
 		`rag_slo_target_seconds{objective="healthz_p99"}`:   0.1,
@@ -55,7 +55,7 @@ func TestSLOMetrics(t *testing.T) {
 	}
 	deadline := time.Now().Add(time.Minute)
 	for {
-		m = sloMetrics(t, srv.url)
+		m = sloMetrics(t, srv.metricsURL)
 		if m[`rag_slo_samples{objective="healthz_p99"}`] >= 2 || time.Now().After(deadline) {
 			break
 		}

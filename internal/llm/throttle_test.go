@@ -142,3 +142,46 @@ func TestThrottleShrinksIngestBatches(t *testing.T) {
 		t.Fatalf("texts per /api/embed call: %v, want [25 5 5 12]", got)
 	}
 }
+
+// At the floor a summary waiting behind a steady stream of answers is let in once 30 s have
+// passed without any background call, so enrichment slows instead of running into its
+// deadline.
+func TestThrottleFloorLetsASummaryThroughEvery30s(t *testing.T) {
+	f := newFakeOllama(t)
+	c := New(Options{BaseURL: f.URL(), NumParallel: 4, BackgroundMax: 1, MaxYield: time.Hour})
+	ctx := context.Background()
+	now := time.Unix(1_800_000_000, 0)
+	c.chat.mu.Lock()
+	c.chat.throttle.now = func() time.Time { return now }
+	c.chat.mu.Unlock()
+	c.SetBackgroundLevel(0.1)
+
+	// Into an idle pool: admitted at once.
+	s := goChat(ctx, c, Background, "sum")
+	next(t, f.chats).Release()
+	result(t, s)
+
+	answer := goChat(ctx, c, Interactive, "chat")
+	ans := next(t, f.chats)
+	s = goChat(ctx, c, Background, "sum")
+	waitGate(t, c.chat, func(s gateState) bool { return s.Queued[Background] == 1 })
+	c.chat.mu.Lock()
+	now = now.Add(29 * time.Second)
+	c.chat.dispatchLocked()
+	c.chat.mu.Unlock()
+	none(t, f.chats) // 29 s: still waiting for the answer
+
+	c.chat.mu.Lock()
+	now = now.Add(2 * time.Second)
+	c.chat.dispatchLocked() // what the wake-up timer does
+	c.chat.publishLocked()
+	c.chat.mu.Unlock()
+	sum := next(t, f.chats)
+	if sum.Model != "sum" {
+		t.Fatalf("%q reached Ollama, want the summary let through after 31 s", sum.Model)
+	}
+	sum.Release()
+	result(t, s)
+	ans.Release()
+	result(t, answer)
+}

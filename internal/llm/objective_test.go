@@ -23,8 +23,9 @@ func TestObjectiveThrottlesBackground(t *testing.T) {
 	}
 
 	late() // 0.5: one summary at a time
-	a, b := goChat(ctx, c, Background, "sum"), goChat(ctx, c, Background, "sum")
-	first := next(t, f.chats)
+	a := goChat(ctx, c, Background, "sum")
+	first := next(t, f.chats) // a's request: b starts after it
+	b := goChat(ctx, c, Background, "sum")
 	waitGate(t, c.chat, func(s gateState) bool { return s.InFlight[Background] == 1 && s.Queued[Background] == 1 })
 	none(t, f.chats)
 

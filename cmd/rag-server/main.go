@@ -93,7 +93,6 @@ func run(ctx context.Context, args []string, stderr io.Writer) int {
 		fmt.Fprintln(stderr, "--store-lease must be at least 1s (it is renewed every third)")
 		return 2
 	}
-
 	if o.answerCacheSize < 0 || o.preemptBackground < 0 {
 		fmt.Fprintln(stderr, "--answer-cache-size and --preempt-background must be 0 (off) or more")
 		return 2

@@ -131,7 +131,7 @@ func TestBenchSLOMiniature(t *testing.T) {
 	cfg.Parallel = []int{2}
 	cfg.Strategies, cfg.Enrich = nil, false
 	cfg.Phases = []string{phaseIngest} // no scale phase
-	cfg.SLOTight = time.Millisecond // unattainable: the throttle goes to its floor
+	cfg.SLOTight = time.Millisecond    // unattainable: the throttle goes to its floor
 	cfg.IdleChats = 1
 	cfg.ChatInterval = time.Second
 	cfg.LimitChunks = 4

@@ -88,6 +88,12 @@ func ragServerConfig(ra *ragv1.RagAppliance) serverconfig.Config {
 	if rs.Uploads.MaxFileSize != nil {
 		cfg.Uploads.MaxFileBytes = rs.Uploads.MaxFileSize.Value()
 	}
+	// The server measures and holds the objective; the operator reads the figures back.
+	cfg.SLO = serverconfig.SLO{
+		ChatTTFTP95: string(ra.Spec.SLO.ChatTTFTP95),
+		HealthzP99:  string(ra.Spec.SLO.HealthzP99),
+		Window:      string(ra.Spec.SLO.Window),
+	}
 	if ragServerShared(ra) {
 		cfg.Database = serverconfig.Database{Driver: serverconfig.DriverPostgres, URIFile: databaseURIDir + "/" + databaseURIField}
 	}

@@ -34,6 +34,10 @@ const (
 	serverMetricsLimit = 4 << 20 // a metrics page is a few KiB; never read an unbounded body
 )
 
+// RagServerMetricsRead are the RAG server metrics the operator reads (test/monitoring checks
+// that a real server exports each).
+var RagServerMetricsRead = []string{metricChatTTFTP95, metricHealthzP99, metricSLOSamples, metricThrottle, metricIngestQueue, metricDependencyUp}
+
 // serverSample is what one RAG server replica reported.
 type serverSample struct {
 	chatTTFT, healthz              float64 // seconds; valid when the sample count is > 0

@@ -28,6 +28,7 @@ import (
 	"github.com/prometheus/prometheus/promql/parser"
 	"sigs.k8s.io/yaml"
 
+	"github.com/ragstack/rag-operator/controllers"
 	"github.com/ragstack/rag-operator/internal/serverconfig"
 	"github.com/ragstack/rag-operator/internal/testbed/ollamatest"
 	"github.com/ragstack/rag-operator/internal/testbed/ragproc"
@@ -148,6 +149,8 @@ func TestDashboardAndAlertMetricsAreExported(t *testing.T) {
 	ol := ollamatest.StartWithModels(t, ollamatest.Options{Env: map[string]string{"OLLAMA_KEEP_ALIVE": "-1"}})
 	cfg := serverconfig.Default()
 	cfg.Ollama.URL, cfg.Ollama.KeepAlive = ol.URL, "-1"
+	// As the operator renders spec.slo's defaults, so the objective's series exist.
+	cfg.SLO = serverconfig.SLO{ChatTTFTP95: "2s", HealthzP99: "100ms", Window: "10m"}
 	srv, err := ragproc.Start(ragproc.Options{Binary: bin, Dir: t.TempDir(), Config: cfg, Args: []string{"--insecure-no-auth", "--probe-interval=500ms"}})
 	if err != nil {
 		t.Fatal(err)
@@ -201,6 +204,13 @@ func TestDashboardAndAlertMetricsAreExported(t *testing.T) {
 		t.Fatal("the exporter exported no ollama_up")
 	}
 
+	// What the operator reads for status.slo, SLOMet, DependenciesReady and the bulk-ingest
+	// window.
+	for _, n := range controllers.RagServerMetricsRead {
+		if got.values[n] == nil && got.labels[n] == nil {
+			t.Errorf("the operator reads %s, which the rag-server does not export", n)
+		}
+	}
 	used := map[string]bool{}
 	for _, e := range append(exprs, rules...) {
 		checkExpr(t, e, &got, recorded, used)

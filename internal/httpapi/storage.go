@@ -98,11 +98,19 @@ func (s *Server) storeFailed(w http.ResponseWriter, err error) {
 		s.log.Error("Data volume cannot be written", "error", err)
 		w.Header().Set("Retry-After", fmt.Sprint(int(s.cfg.RetryAfter/time.Second)))
 		writeError(w, http.StatusInsufficientStorage, "%s", storageSentence(err))
+	case store.IsUnavailable(err):
+		s.log.Error("Document store unreachable", "error", err)
+		w.Header().Set("Retry-After", fmt.Sprint(int(s.cfg.RetryAfter/time.Second)))
+		writeError(w, http.StatusServiceUnavailable, "%s", storeUnavailableSentence)
 	default:
 		s.log.Error("Request failed", "error", err)
 		writeError(w, http.StatusInternalServerError, "internal error")
 	}
 }
+
+// storeUnavailableSentence answers a request the document store could not take because its
+// database did not answer (no address: that is the operator's to see in the logs).
+const storeUnavailableSentence = "the document store is unavailable right now; retry later"
 
 // deleteSentence says why a delete is still in progress, without addresses or paths.
 func deleteSentence(err error) string {

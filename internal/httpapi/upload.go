@@ -342,6 +342,9 @@ func (s *Server) store(ctx context.Context, f *incoming, tags []string, p auth.P
 	case store.IsNoSpace(err), store.IsReadOnly(err), store.IsIOError(err):
 		s.log.Error("Failed to store an upload", "file", f.res.File, "error", err)
 		f.res.Status, f.res.Error = http.StatusInsufficientStorage, storageSentence(err)
+	case store.IsUnavailable(err):
+		s.log.Error("Document store unreachable", "file", f.res.File, "error", err)
+		f.res.Status, f.res.Error = http.StatusServiceUnavailable, storeUnavailableSentence
 	default:
 		s.log.Error("Failed to store an upload", "file", f.res.File, "error", err)
 		f.res.Status, f.res.Error = http.StatusInternalServerError, "internal error"

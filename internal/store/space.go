@@ -2,7 +2,9 @@ package store
 
 import (
 	"errors"
+	"io"
 	"io/fs"
+	"net"
 	"os"
 	"syscall"
 )
@@ -98,4 +100,16 @@ func sqliteCode(err error) int {
 		return c.Code() & 0xff
 	}
 	return 0
+}
+
+// IsUnavailable reports an error that means the store's database could not be reached (a
+// PostgreSQL server down, refused, or a connection cut): an outage to wait out, answered 503
+// with Retry-After, never the caller's fault and never "internal error".
+func IsUnavailable(err error) bool {
+	if err == nil {
+		return false
+	}
+	var op *net.OpError
+	return errors.As(err, &op) || errors.Is(err, syscall.ECONNREFUSED) || errors.Is(err, syscall.ECONNRESET) ||
+		errors.Is(err, io.ErrUnexpectedEOF)
 }

@@ -11,6 +11,7 @@ import (
 
 	"github.com/jackc/pgx/v5"
 
+	"github.com/ragstack/rag-operator/internal/store"
 	pgtest "github.com/ragstack/rag-operator/internal/testbed/postgres"
 )
 
@@ -132,5 +133,28 @@ func TestChangesReachOtherReplicas(t *testing.T) {
 	time.Sleep(200 * time.Millisecond)
 	if heardA.Load() != 1 || heardB.Load() != 1 {
 		t.Fatalf("replicas heard their own changes: a %d, b %d", heardA.Load(), heardB.Load())
+	}
+}
+
+// TestDatabaseDownIsUnavailable: with its PostgreSQL stopped, the store's errors read as the
+// database being unavailable (the API answers 503 + Retry-After), not as an internal error.
+func TestDatabaseDownIsUnavailable(t *testing.T) {
+	srv := pgtest.Start(t)
+	s := open(t, srv.NewDatabase(t))
+	if _, err := s.QueueDepth(ctx); err != nil {
+		t.Fatal(err)
+	}
+	srv.Stop()
+	u, err := s.NewUpload(1 << 20)
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, _ = u.Write([]byte("a memo about the boiler"))
+	_, err = s.Create(ctx, u, store.NewDocument{Name: "memo.txt", Type: "txt"})
+	if err == nil || !store.IsUnavailable(err) {
+		t.Fatalf("create with the database down: %v (IsUnavailable %v)", err, store.IsUnavailable(err))
+	}
+	if _, err := s.QueueDepth(ctx); err == nil || !store.IsUnavailable(err) {
+		t.Fatalf("queue depth with the database down: %v", err)
 	}
 }

@@ -6,6 +6,7 @@ import (
 	"io/fs"
 	"net"
 	"os"
+	"strings"
 	"syscall"
 )
 
@@ -110,6 +111,12 @@ func IsUnavailable(err error) bool {
 		return false
 	}
 	var op *net.OpError
-	return errors.As(err, &op) || errors.Is(err, syscall.ECONNREFUSED) || errors.Is(err, syscall.ECONNRESET) ||
-		errors.Is(err, io.ErrUnexpectedEOF)
+	if errors.As(err, &op) || errors.Is(err, syscall.ECONNREFUSED) || errors.Is(err, syscall.ECONNRESET) ||
+		errors.Is(err, io.ErrUnexpectedEOF) {
+		return true
+	}
+	// SQLSTATE class 08 (connection exception) and 57P (the server shutting down, crashed,
+	// or not yet accepting connections).
+	state := sqlState(err)
+	return strings.HasPrefix(state, "08") || strings.HasPrefix(state, "57P")
 }

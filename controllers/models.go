@@ -173,8 +173,19 @@ func (r *RagApplianceReconciler) reconcileModels(ctx context.Context, s *scope) 
 		errs = append(errs, err)
 	}
 
+	// A pool reports each server's copy of every variant (its List answers for all of them).
+	var perServer []*api.ListResponse
+	pool, pooled := oc.(ollamaPool)
+	if pooled {
+		if perServer, err = pool.perServer(ctx); err != nil {
+			errs = append(errs, err)
+		}
+	}
 	ra.Status.Models = nil
 	for _, st := range states {
+		if perServer != nil {
+			st.status.Servers = pool.serverStatuses(perServer, ollamaServerURLs(ra), st.status.Name)
+		}
 		ra.Status.Models = append(ra.Status.Models, st.status)
 	}
 	sort.Slice(ra.Status.Models, func(i, j int) bool { return ra.Status.Models[i].Name < ra.Status.Models[j].Name })

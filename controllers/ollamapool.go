@@ -6,6 +6,7 @@ import (
 
 	"github.com/ollama/ollama/api"
 
+	ragv1 "github.com/ragstack/rag-operator/api/v1alpha1"
 	"github.com/ragstack/rag-operator/internal/modelsync"
 )
 
@@ -133,4 +134,32 @@ func (p ollamaPool) Embed(ctx context.Context, req *api.EmbedRequest) (*api.Embe
 		}
 	}
 	return first, nil
+}
+
+// perServer lists every server's models, in pool order (for per-server status).
+func (p ollamaPool) perServer(ctx context.Context) ([]*api.ListResponse, error) {
+	lists := make([]*api.ListResponse, 0, len(p))
+	for _, s := range p {
+		l, err := s.api.List(ctx)
+		if err != nil {
+			return nil, fmt.Errorf("%s: %w", s.url, err)
+		}
+		lists = append(lists, l)
+	}
+	return lists, nil
+}
+
+// serverStatuses is each server's view of a variant; addresses are the pods' in-cluster ones
+// when the pool maps one to one onto them (else the addresses the operator used).
+func (p ollamaPool) serverStatuses(lists []*api.ListResponse, podURLs []string, name string) []ragv1.ModelServerStatus {
+	out := make([]ragv1.ModelServerStatus, len(p))
+	for i, s := range p {
+		server := s.url
+		if len(podURLs) == len(p) {
+			server = podURLs[i]
+		}
+		d := listedDigest(lists[i], name)
+		out[i] = ragv1.ModelServerStatus{Server: server, Present: d != "", Digest: d}
+	}
+	return out
 }

@@ -85,7 +85,12 @@ func TestOllamaPoolModels(t *testing.T) {
 		}
 		runJobOn(t, j, servers[0].URL, servers[1].URL)
 	}
-	waitForStatus(t, ra, conditionIs(ragv1.ConditionModelsReady, metav1.ConditionTrue, ragv1.ReasonModelsCreated))
+	ready := waitForStatus(t, ra, conditionIs(ragv1.ConditionModelsReady, metav1.ConditionTrue, ragv1.ReasonModelsCreated))
+	for _, m := range ready.Status.Models {
+		if len(m.Servers) != 2 || !m.Servers[0].Present || !m.Servers[1].Present || m.Servers[0].Digest != m.Digest {
+			t.Errorf("per-server status of %s: %+v (digest %s)", m.Name, m.Servers, m.Digest)
+		}
+	}
 	for i, s := range servers {
 		for _, name := range []string{"qwen3-rag", "nomic-embed-rag", "deepseek-r1-rag"} {
 			if d, err := modelsync.Digest(ctx, s.Client(), name); err != nil || d == "" {
@@ -115,8 +120,13 @@ func TestOllamaPoolModels(t *testing.T) {
 		_, _ = reconciler.Reconcile(ctx, ctrl.Request{NamespacedName: client.ObjectKeyFromObject(ra)})
 		cur := &ragv1.RagAppliance{}
 		_ = k8s.Get(ctx, client.ObjectKeyFromObject(ra), cur)
-		if m := modelStatus(cur, "qwen3-rag"); m.Ready {
+		m := modelStatus(cur, "qwen3-rag")
+		if m.Ready {
 			return fmt.Errorf("qwen3-rag still ready after it was deleted from one server: %+v", m)
+		}
+		// Per server: still on pod 0, gone from pod 1.
+		if len(m.Servers) != 2 || !m.Servers[0].Present || m.Servers[1].Present || !strings.Contains(m.Servers[1].Server, "pool-ollama-1.") {
+			return fmt.Errorf("per-server status of qwen3-rag: %+v", m.Servers)
 		}
 		return nil
 	})

@@ -1261,6 +1261,22 @@ type ModelStatus struct {
 	// lastError says why the variant is not ready.
 	// +optional
 	LastError string `json:"lastError,omitempty"`
+	// servers is the variant on each server of an Ollama pool (spec.ollama.replicas above 1),
+	// in pod order: the variant is ready only when it is present on every one.
+	// +optional
+	// +listType=atomic
+	Servers []ModelServerStatus `json:"servers,omitempty"`
+}
+
+// ModelServerStatus is one variant on one Ollama server of a pool.
+type ModelServerStatus struct {
+	// server is the Ollama pod's address.
+	Server string `json:"server"`
+	// present is true when the server lists the variant.
+	Present bool `json:"present"`
+	// digest is the variant's manifest digest on that server.
+	// +optional
+	Digest string `json:"digest,omitempty"`
 }
 
 // CollectionStatus is the collection's applied configuration as Qdrant reports it.

@@ -364,12 +364,12 @@ func (s *SQLite) Create(ctx context.Context, u *Upload, nd NewDocument) (Documen
 	now := s.now()
 	d := Document{
 		ID: uuid.NewString(), Name: nd.Name, Type: nd.Type, SHA256: sha, Size: u.n,
-		Tags: nonNil(nd.Tags), Owner: nd.Owner, Status: Pending, TagsSynced: true,
+		Tags: NonNil(nd.Tags), Owner: nd.Owner, Status: Pending, TagsSynced: true,
 		CreatedAt: now, UpdatedAt: now,
 	}
 	if _, err := tx.ExecContext(ctx, `INSERT INTO documents (id, name, type, sha256, size, tags, owner, status, created_at, updated_at, queued_at)
 		VALUES (?, ?, ?, ?, ?, ?, ?, 'pending', ?, ?, ?)`,
-		d.ID, d.Name, d.Type, sha, d.Size, jsonList(d.Tags), d.Owner, now.UnixMilli(), now.UnixMilli(), now.UnixMilli()); err != nil {
+		d.ID, d.Name, d.Type, sha, d.Size, JSONList(d.Tags), d.Owner, now.UnixMilli(), now.UnixMilli(), now.UnixMilli()); err != nil {
 		return Document{}, fmt.Errorf("store: insert: %w", err)
 	}
 	if err := u.f.Close(); err != nil {
@@ -428,21 +428,24 @@ func scanDoc(r scanner) (Document, error) {
 	}
 	json.Unmarshal([]byte(tags), &d.Tags)
 	json.Unmarshal([]byte(autoTags), &d.AutoTags)
-	d.Tags, d.AutoTags = nonNil(d.Tags), nonNil(d.AutoTags)
+	d.Tags, d.AutoTags = NonNil(d.Tags), NonNil(d.AutoTags)
 	d.TagsSynced = synced != 0
 	d.CreatedAt, d.UpdatedAt = time.UnixMilli(created), time.UnixMilli(updated)
 	return d, nil
 }
 
-func nonNil(s []string) []string {
+// NonNil is s, or an empty list for nil (so JSON says [] rather than null).
+func NonNil(s []string) []string {
 	if s == nil {
 		return []string{}
 	}
 	return s
 }
 
-func jsonList(s []string) string {
-	b, _ := json.Marshal(nonNil(s))
+// JSONList is a tag list as both stores keep it: the JSON text of the list. PostgreSQL casts it
+// ($n::text::jsonb), so equality compares lists as SQLite compares the same text.
+func JSONList(s []string) string {
+	b, _ := json.Marshal(NonNil(s))
 	return string(b)
 }
 
@@ -591,7 +594,7 @@ func (s *SQLite) Finish(ctx context.Context, id string, gen int64, o Outcome) (b
 		enrich_error = CASE WHEN ?='pending' AND enrich_status='done' THEN enrich_error ELSE '' END,
 		tags_synced = CASE WHEN tags=? THEN 1 ELSE 0 END, updated_at=?
 		WHERE id=? AND generation=? AND status='processing'`,
-		string(status), errText, o.Chunks, o.Pages, o.Excerpt, string(enrich), string(enrich), string(enrich), jsonList(o.UsedTags),
+		string(status), errText, o.Chunks, o.Pages, o.Excerpt, string(enrich), string(enrich), string(enrich), JSONList(o.UsedTags),
 		s.now().UnixMilli(), id, gen)
 	if err != nil {
 		return false, fmt.Errorf("store: %w", err)
@@ -702,7 +705,7 @@ func (s *SQLite) listWhere(ctx context.Context, where string, args ...any) ([]Do
 // SetTags replaces a document's tags and marks its points unsynced until MarkTagsSynced.
 func (s *SQLite) SetTags(ctx context.Context, id string, tags []string) (Document, error) {
 	d, err := scanDoc(s.db.QueryRowContext(ctx, `UPDATE documents SET tags=?, tags_synced=0, updated_at=?
-		WHERE id=? AND status!='deleting' RETURNING `+columns, jsonList(tags), s.now().UnixMilli(), id))
+		WHERE id=? AND status!='deleting' RETURNING `+columns, JSONList(tags), s.now().UnixMilli(), id))
 	if errors.Is(err, ErrNotFound) {
 		if _, gerr := s.Get(ctx, id); gerr == nil {
 			return Document{}, ErrConflict
@@ -713,7 +716,7 @@ func (s *SQLite) SetTags(ctx context.Context, id string, tags []string) (Documen
 
 // MarkTagsSynced records that the points carry tags, if those are still the document's tags.
 func (s *SQLite) MarkTagsSynced(ctx context.Context, id string, tags []string) error {
-	_, err := s.db.ExecContext(ctx, `UPDATE documents SET tags_synced=1 WHERE id=? AND tags=?`, id, jsonList(tags))
+	_, err := s.db.ExecContext(ctx, `UPDATE documents SET tags_synced=1 WHERE id=? AND tags=?`, id, JSONList(tags))
 	return err
 }
 
@@ -735,7 +738,7 @@ func (s *SQLite) FinishEnrich(ctx context.Context, id string, gen int64, summary
 		st, msg = EnrichFailed, failure.Error()
 	}
 	_, err := s.db.ExecContext(ctx, `UPDATE documents SET enrich_status=?, enrich_error=?, summary=?, auto_tags=?
-		WHERE id=? AND generation=? AND enrich_status='running'`, string(st), msg, summary, jsonList(autoTags), id, gen)
+		WHERE id=? AND generation=? AND enrich_status='running'`, string(st), msg, summary, JSONList(autoTags), id, gen)
 	return err
 }
 

@@ -2,7 +2,6 @@ package postgres
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"strings"
@@ -27,7 +26,7 @@ func scanDoc(r pgx.Row) (store.Document, error) {
 	if err != nil {
 		return store.Document{}, fmt.Errorf("store: %w", err)
 	}
-	d.Tags, d.AutoTags = nonNil(d.Tags), nonNil(d.AutoTags)
+	d.Tags, d.AutoTags = store.NonNil(d.Tags), store.NonNil(d.AutoTags)
 	d.CreatedAt, d.UpdatedAt = msTime(created), msTime(updated)
 	return d, nil
 }
@@ -46,20 +45,6 @@ func scanDocs(rows pgx.Rows) ([]store.Document, error) {
 		return nil, fmt.Errorf("store: %w", err)
 	}
 	return out, nil
-}
-
-func nonNil(s []string) []string {
-	if s == nil {
-		return []string{}
-	}
-	return s
-}
-
-// jsonList is a tag list as the jsonb columns hold it; the SQL casts it ($n::text::jsonb) so
-// equality with a column compares lists, as SQLite compares the same JSON text.
-func jsonList(s []string) string {
-	b, _ := json.Marshal(nonNil(s))
-	return string(b)
 }
 
 // Get returns one document.
@@ -176,7 +161,7 @@ func (s *Store) Finish(ctx context.Context, id string, gen int64, o store.Outcom
 		enrich_error = CASE WHEN $6::text='pending' AND enrich_status='done' THEN enrich_error ELSE '' END,
 		tags_synced = (tags = $7::text::jsonb), updated_at=$8, claimed_by='', lease_until=NULL
 		WHERE id=$9 AND generation=$10 AND status='processing' AND claimed_by=$11`,
-		string(status), errText, o.Chunks, o.Pages, o.Excerpt, string(enrich), jsonList(o.UsedTags),
+		string(status), errText, o.Chunks, o.Pages, o.Excerpt, string(enrich), store.JSONList(o.UsedTags),
 		s.now().UnixMilli(), id, gen, s.id)
 	if err != nil {
 		return false, fmt.Errorf("store: %w", err)
@@ -269,7 +254,7 @@ func (s *Store) listWhere(ctx context.Context, where string, args ...any) ([]sto
 // SetTags replaces a document's tags and marks its points unsynced until MarkTagsSynced.
 func (s *Store) SetTags(ctx context.Context, id string, tags []string) (store.Document, error) {
 	d, err := scanDoc(s.pool.QueryRow(ctx, `UPDATE documents SET tags=$1::text::jsonb, tags_synced=false, updated_at=$2
-		WHERE id=$3 AND status!='deleting' RETURNING `+columns, jsonList(tags), s.now().UnixMilli(), id))
+		WHERE id=$3 AND status!='deleting' RETURNING `+columns, store.JSONList(tags), s.now().UnixMilli(), id))
 	if errors.Is(err, store.ErrNotFound) {
 		if _, gerr := s.Get(ctx, id); gerr == nil {
 			return store.Document{}, store.ErrConflict
@@ -280,7 +265,7 @@ func (s *Store) SetTags(ctx context.Context, id string, tags []string) (store.Do
 
 // MarkTagsSynced records that the points carry tags, if those are still the document's tags.
 func (s *Store) MarkTagsSynced(ctx context.Context, id string, tags []string) error {
-	_, err := s.pool.Exec(ctx, `UPDATE documents SET tags_synced=true WHERE id=$1 AND tags=$2::text::jsonb`, id, jsonList(tags))
+	_, err := s.pool.Exec(ctx, `UPDATE documents SET tags_synced=true WHERE id=$1 AND tags=$2::text::jsonb`, id, store.JSONList(tags))
 	return err
 }
 
@@ -357,7 +342,7 @@ func (s *Store) FinishEnrich(ctx context.Context, id string, gen int64, summary 
 	_, err := s.pool.Exec(ctx, `UPDATE documents SET enrich_status=$1, enrich_error=$2, summary=$3, auto_tags=$4::text::jsonb,
 		enrich_claimed_by='', enrich_lease_until=NULL
 		WHERE id=$5 AND generation=$6 AND enrich_status='running' AND enrich_claimed_by=$7`,
-		string(st), msg, summary, jsonList(autoTags), id, gen, s.id)
+		string(st), msg, summary, store.JSONList(autoTags), id, gen, s.id)
 	return err
 }
 

@@ -79,12 +79,12 @@ func (s *Store) Create(ctx context.Context, u *store.Upload, nd store.NewDocumen
 	now := s.now()
 	d := store.Document{
 		ID: uuid.NewString(), Name: nd.Name, Type: nd.Type, SHA256: sha, Size: u.Size(),
-		Tags: nonNil(nd.Tags), Owner: nd.Owner, Status: store.Pending, TagsSynced: true,
+		Tags: store.NonNil(nd.Tags), Owner: nd.Owner, Status: store.Pending, TagsSynced: true,
 		AutoTags: []string{}, CreatedAt: msTime(now.UnixMilli()), UpdatedAt: msTime(now.UnixMilli()),
 	}
 	if _, err := tx.Exec(ctx, `INSERT INTO documents (id, name, type, sha256, size, tags, owner, status, created_at, updated_at, queued_at)
 		VALUES ($1, $2, $3, $4, $5, $6::text::jsonb, $7, 'pending', $8, $8, $8)`,
-		d.ID, d.Name, d.Type, sha, d.Size, jsonList(d.Tags), d.Owner, now.UnixMilli()); err != nil {
+		d.ID, d.Name, d.Type, sha, d.Size, store.JSONList(d.Tags), d.Owner, now.UnixMilli()); err != nil {
 		return store.Document{}, fmt.Errorf("store: insert: %w", err)
 	}
 	if err := tx.Commit(ctx); err != nil {
@@ -105,7 +105,7 @@ func duplicateOf(ctx context.Context, tx pgx.Tx, sha string, nd store.NewDocumen
 		if err := rows.Scan(&id, &tags); err != nil {
 			return "", fmt.Errorf("store: %w", err)
 		}
-		if nd.DuplicatedBy(nonNil(tags)) {
+		if nd.DuplicatedBy(store.NonNil(tags)) {
 			return id, nil
 		}
 	}

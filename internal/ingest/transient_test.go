@@ -453,7 +453,9 @@ func TestOllamaModelMissingThenCreated(t *testing.T) {
 // When the server's probe sees the dependency back, the workers stop waiting out a long backoff
 // and the queue moves at once.
 func TestDependencyBackResumesAtOnce(t *testing.T) {
-	cfg := Config{Workers: 2, OutageBackoff: time.Minute, OutageBackoffMax: time.Minute}
+	// One worker: with two, the second could claim a document after the first deferred and
+	// embed it once the error is cleared, before any DependencyBack.
+	cfg := Config{Workers: 1, OutageBackoff: time.Minute, OutageBackoffMax: time.Minute}
 	e := newEnv(t, cfg)
 	e.llm.SetEmbedErr(&url.Error{Op: "Post", URL: "http://127.0.0.1:1/api/embed", Err: &net.OpError{Op: "dial", Net: "tcp", Err: os.NewSyscallError("connect", syscall.ECONNREFUSED)}})
 	e.start()

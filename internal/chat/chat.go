@@ -141,7 +141,28 @@ type Response struct {
 	Usage     Usage      `json:"usage"`
 	NoContext bool       `json:"no_context"` // NoContextAnswer, the model was not asked
 	Cached    bool       `json:"cached"`
+	// Timings is where the answer's time went, step by step.
+	Timings Timings `json:"timings"`
 }
+
+// Timings is where an answer's time went, in milliseconds: the steps before the first token,
+// in order, so a slow first token can be attributed (a question embedding waiting behind
+// ingest, a long prompt's prefill, a model load). Steps not reached are 0.
+type Timings struct {
+	Embed  float64 `json:"embed_ms"`  // embedding the question (the wait for the embedding model included)
+	Search float64 `json:"search_ms"` // the vector search
+	Prompt float64 `json:"prompt_ms"` // fitting history and sources into the budget
+	// FirstToken is from sending the chat request to its first token: the wait for a slot,
+	// the model load and the prefill.
+	FirstToken float64 `json:"first_token_ms"`
+	// Load and PromptEval are Ollama's own figures for the load and the prefill (known at the
+	// answer's end).
+	Load       float64 `json:"load_ms"`
+	PromptEval float64 `json:"prompt_eval_ms"`
+	Total      float64 `json:"total_ms"`
+}
+
+func ms(d time.Duration) float64 { return float64(d.Microseconds()) / 1000 }
 
 // Usage is what the answer cost.
 type Usage struct {
@@ -195,27 +216,37 @@ func (a *Answerer) answer(ctx context.Context, q string, req Request) (Response,
 	}
 	defer release()
 
-	sources, err := a.Retrieve(ctx, q, req.Tags)
+	start := time.Now()
+	var tm Timings
+	sources, err := a.retrieve(ctx, q, req.Tags, &tm)
 	if err != nil {
 		return Response{}, err
 	}
+	step := time.Now()
 	msgs, used, report := BuildPrompt(a.system, req.History, q, sources, a.budget)
+	tm.Prompt = ms(time.Since(step))
 	if report.QuestionTooLong { // Answer checked already; kept so the two cannot drift apart
 		return Response{}, fmt.Errorf("%w: %d tokens, at most %d", ErrQuestionTooLong, report.Question, a.maxQuestion)
 	}
 	if len(used) == 0 {
 		release()
+		tm.Total = ms(time.Since(start))
 		r := Response{Answer: NoContextAnswer, Sources: []Citation{}, Context: []Citation{}, NoContext: true,
-			Usage: Usage{Budget: report}}
+			Usage: Usage{Budget: report}, Timings: tm}
 		return r, emit(req.Stream, r.Answer)
 	}
 
 	think := false // a thinking model would spend the response budget on reasoning
 	// The first streamed token ends the prefill and the hold. Without a stream the hold lasts
 	// the whole call: a callback would mark the call streamed and stop its retries.
+	sent := time.Now()
+	var first time.Time
 	var onToken func(string) error
 	if req.Stream != nil {
 		onToken = func(tok string) error {
+			if first.IsZero() {
+				first = time.Now()
+			}
 			release()
 			return req.Stream(tok)
 		}
@@ -235,6 +266,11 @@ func (a *Answerer) answer(ctx context.Context, q string, req Request) (Response,
 		Usage: Usage{PromptTokens: res.PromptTokens, CompletionTokens: res.GeneratedTokens,
 			DoneReason: res.DoneReason, Budget: report},
 	}
+	if !first.IsZero() {
+		tm.FirstToken = ms(first.Sub(sent))
+	}
+	tm.Load, tm.PromptEval, tm.Total = ms(res.LoadDuration), ms(res.PromptEvalDuration), ms(time.Since(start))
+	r.Timings = tm
 	if err != nil {
 		return r, fmt.Errorf("chat: %w", err)
 	}

@@ -302,3 +302,24 @@ func TestFromServerConfig(t *testing.T) {
 		t.Errorf("%+v", c)
 	}
 }
+
+// The answer says where its time went: a slow question embedding and a slow first token are
+// each attributed to their step, and Ollama's own load and prefill figures are passed on.
+func TestTimingsAttributeTheWait(t *testing.T) {
+	f := &fakeLLM{embedDelay: 30 * time.Millisecond, firstDelay: 60 * time.Millisecond}
+	a := newTestAnswerer(t, f, newMemoryStore(t, testDocs), nil)
+	r, err := a.Answer(context.Background(), Request{Question: vacationQ, Stream: func(string) error { return nil }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	tm := r.Timings
+	if tm.Embed < 30 || tm.FirstToken < 60 || tm.Search <= 0 || tm.Prompt <= 0 {
+		t.Errorf("timings %+v: want embed ≥ 30 ms, first token ≥ 60 ms, search and prompt measured", tm)
+	}
+	if tm.Total < tm.Embed+tm.Search+tm.Prompt+tm.FirstToken {
+		t.Errorf("total %.1f ms is less than its steps: %+v", tm.Total, tm)
+	}
+	if tm.Load != 1 || tm.PromptEval != 40 {
+		t.Errorf("Ollama's load and prefill not passed on: %+v", tm)
+	}
+}

@@ -19,6 +19,8 @@ import (
 type fakeLLM struct {
 	reply      func(llm.ChatRequest) string
 	tokenDelay time.Duration
+	// embedDelay and firstDelay hold the question's embedding and the first token back.
+	embedDelay, firstDelay time.Duration
 
 	mu         sync.Mutex
 	embedCalls int
@@ -36,6 +38,9 @@ func (f *fakeLLM) Embed(ctx context.Context, lane llm.Lane, model string, texts 
 	f.embedCalls++
 	f.lanes = append(f.lanes, lane)
 	f.mu.Unlock()
+	if f.embedDelay > 0 {
+		time.Sleep(f.embedDelay)
+	}
 	if err := ctx.Err(); err != nil {
 		return nil, err
 	}
@@ -58,6 +63,9 @@ func (f *fakeLLM) Chat(ctx context.Context, lane llm.Lane, req llm.ChatRequest) 
 	if f.reply != nil {
 		text = f.reply(req)
 	}
+	if f.firstDelay > 0 {
+		time.Sleep(f.firstDelay)
+	}
 	var sb strings.Builder
 	for i, w := range strings.SplitAfter(text, " ") {
 		if i > 0 && f.tokenDelay > 0 {
@@ -77,7 +85,8 @@ func (f *fakeLLM) Chat(ctx context.Context, lane llm.Lane, req llm.ChatRequest) 
 			}
 		}
 	}
-	return llm.ChatResponse{Content: sb.String(), DoneReason: "stop", PromptTokens: 100, GeneratedTokens: len(strings.Fields(text))}, nil
+	return llm.ChatResponse{Content: sb.String(), DoneReason: "stop", PromptTokens: 100, GeneratedTokens: len(strings.Fields(text)),
+		LoadDuration: time.Millisecond, PromptEvalDuration: 40 * time.Millisecond}, nil
 }
 
 func (f *fakeLLM) Ping(context.Context) error { return nil }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"strconv"
+	"time"
 
 	"github.com/ragstack/rag-operator/internal/llm"
 	"github.com/ragstack/rag-operator/internal/vector"
@@ -41,10 +42,17 @@ const overFetch = 3
 // tag at all and gets nothing: the store reads an empty filter as "no restriction", and access
 // control must fail closed.
 func (a *Answerer) Retrieve(ctx context.Context, question string, tags []string) ([]Source, error) {
+	return a.retrieve(ctx, question, tags, &Timings{})
+}
+
+// retrieve is Retrieve, recording its steps' times in tm.
+func (a *Answerer) retrieve(ctx context.Context, question string, tags []string, tm *Timings) ([]Source, error) {
 	if tags != nil && len(tags) == 0 {
 		return nil, nil
 	}
+	step := time.Now()
 	vecs, err := a.llm.Embed(ctx, llm.Interactive, a.cfg.EmbeddingModel, []string{question})
+	tm.Embed = ms(time.Since(step))
 	if err != nil {
 		return nil, fmt.Errorf("chat: embedding the question: %w", err)
 	}
@@ -52,12 +60,14 @@ func (a *Answerer) Retrieve(ctx context.Context, question string, tags []string)
 		return nil, fmt.Errorf("chat: embedding the question: %d vectors for 1 text", len(vecs))
 	}
 	s := a.cfg.Search
+	step = time.Now()
 	hits, err := a.store.Search(ctx, vecs[0], vector.SearchOptions{
 		Limit:          s.TopK * overFetch,
 		ScoreThreshold: float32(s.ScoreThreshold),
 		HNSWEf:         s.HNSWEf,
 		Filter:         vector.Filter{AnyTags: tags},
 	})
+	tm.Search = ms(time.Since(step))
 	if err != nil {
 		return nil, fmt.Errorf("chat: searching: %w", err)
 	}

@@ -54,7 +54,8 @@ func (c Config) chatDefaults() Config {
 // by outcome (what went wrong, and how often the cache and the no-context path answer).
 type chatMetrics struct {
 	ttft    prometheus.Histogram
-	answers *prometheus.CounterVec // api, outcome
+	answers *prometheus.CounterVec   // api, outcome
+	steps   *prometheus.HistogramVec // step: where the time before the first token went
 }
 
 func newChatMetrics() chatMetrics {
@@ -68,11 +69,28 @@ func newChatMetrics() chatMetrics {
 			Name: "rag_chat_answers_total",
 			Help: "Chat requests by API (chat, openai) and outcome (ok, cached, no_context, canceled, busy, timeout, too_long, empty, error, unavailable).",
 		}, []string{"api", "outcome"}),
+		steps: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Name:    "rag_chat_step_seconds",
+			Help:    "Time of each step before an answer's first token: embed (the question), search, prompt (fitting the budget), first_token (chat request to first token: slot wait, load, prefill).",
+			Buckets: []float64{.001, .005, .01, .025, .05, .1, .25, .5, 1, 2, 5, 10, 30},
+		}, []string{"step"}),
 	}
 }
 
 func (m chatMetrics) register(reg prometheus.Registerer) {
-	reg.MustRegister(m.ttft, m.answers)
+	reg.MustRegister(m.ttft, m.answers, m.steps)
+}
+
+// observeSteps records an answer's step times (a cached answer has none).
+func (m chatMetrics) observeSteps(t chat.Timings) {
+	for _, st := range []struct {
+		name string
+		ms   float64
+	}{{"embed", t.Embed}, {"search", t.Search}, {"prompt", t.Prompt}, {"first_token", t.FirstToken}} {
+		if st.ms > 0 {
+			m.steps.WithLabelValues(st.name).Observe(st.ms / 1000)
+		}
+	}
 }
 
 // Source is a source as the chat APIs show it: a stored chunk, with page (0: the format has no
@@ -119,6 +137,8 @@ type ChatResponse struct {
 	NoContext bool       `json:"no_context"`
 	Cached    bool       `json:"cached"`
 	SessionID string     `json:"session_id,omitempty"`
+	// Timings is where the answer's time went (milliseconds per step before the first token).
+	Timings chat.Timings `json:"timings"`
 }
 
 // chatTags is the retrieval filter of a request: the key's own visibility (nil for an admin,
@@ -334,6 +354,7 @@ func (s *Server) answer(r *http.Request, run answerRun, req chat.Request) (chat.
 		outcome = "no_context"
 	}
 	s.chatM.answers.WithLabelValues(run.api, outcome).Inc()
+	s.chatM.observeSteps(resp.Timings)
 	if !first.IsZero() && !resp.Cached && !resp.NoContext {
 		s.chatM.ttft.Observe(first.Sub(start).Seconds())
 		if s.d.SLO != nil {
@@ -345,6 +366,10 @@ func (s *Server) answer(r *http.Request, run answerRun, req chat.Request) (chat.
 		"completionTokens", resp.Usage.CompletionTokens, "seconds", time.Since(start).Seconds()}
 	if !first.IsZero() {
 		attrs = append(attrs, "firstTokenSeconds", first.Sub(start).Seconds())
+	}
+	if t := resp.Timings; t.Total > 0 {
+		attrs = append(attrs, "embedMs", t.Embed, "searchMs", t.Search, "promptMs", t.Prompt, "modelFirstTokenMs", t.FirstToken,
+			"loadMs", t.Load, "promptEvalMs", t.PromptEval)
 	}
 	switch outcome {
 	case "error":
@@ -424,7 +449,7 @@ func (s *Server) chat(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	out := ChatResponse{Answer: resp.Answer, Sources: sources(resp.Sources), Context: sources(resp.Context),
-		Usage: resp.Usage, NoContext: resp.NoContext, Cached: resp.Cached, SessionID: body.SessionID}
+		Usage: resp.Usage, NoContext: resp.NoContext, Cached: resp.Cached, SessionID: body.SessionID, Timings: resp.Timings}
 	if body.SessionID != "" {
 		s.appendTurn(r.Context(), p.Name, body.SessionID, body.Question, out)
 	}

@@ -70,6 +70,10 @@ type ChatResponse struct {
 	// EvalDuration is Ollama's time generating GeneratedTokens (eval_duration), for the decode
 	// speed metric.
 	EvalDuration time.Duration
+	// LoadDuration and PromptEvalDuration are Ollama's own (load_duration,
+	// prompt_eval_duration): of the wait for the first token, the model load and the prefill.
+	LoadDuration       time.Duration
+	PromptEvalDuration time.Duration
 }
 
 // Client is what the server's packages use; *Ollama implements it.

@@ -699,6 +699,8 @@ func (o *Ollama) chatOnce(parent context.Context, body []byte, onToken func(stri
 				res.PromptTokens = chunk.PromptEvalCount
 				res.GeneratedTokens = chunk.EvalCount
 				res.EvalDuration = chunk.EvalDuration
+				res.LoadDuration = chunk.LoadDuration
+				res.PromptEvalDuration = chunk.PromptEvalDuration
 				return res, streamed, nil
 			}
 		}

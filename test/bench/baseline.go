@@ -30,6 +30,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"github.com/ragstack/rag-operator/internal/chat"
 	"net"
 	"net/http"
 	"os"
@@ -403,13 +404,19 @@ func (a *baselineApp) chat(w http.ResponseWriter, r *http.Request) {
 	w.Header().Set("Content-Type", "text/event-stream")
 	w.WriteHeader(http.StatusOK)
 	flusher, _ := w.(http.Flusher)
+	start := time.Now()
+	var tm chat.Timings
+	step := start
 	qv, err := a.embedOne(ctx, req.Question, false)
+	tm.Embed = ms(time.Since(step))
 	if err != nil {
 		fail(fmt.Errorf("query embedding: %w", err))
 		return
 	}
 	// The app's retrieval: top 8, score ≥ 0.3, at most 3 chunks per document.
+	step = time.Now()
 	found, err := a.vec.Search(ctx, qv, vector.SearchOptions{Limit: 24, ScoreThreshold: 0.3})
+	tm.Search = ms(time.Since(step))
 	if err != nil {
 		fail(fmt.Errorf("search: %w", err))
 		return
@@ -423,6 +430,7 @@ func (a *baselineApp) chat(w http.ResponseWriter, r *http.Request) {
 		}
 	}
 	var body map[string]any
+	step = time.Now()
 	a.loop.do(func() {
 		var b strings.Builder
 		for i, h := range hits {
@@ -430,8 +438,10 @@ func (a *baselineApp) chat(w http.ResponseWriter, r *http.Request) {
 		}
 		body = ollamaChatBody(ragSystemPrompt, b.String(), req.Question)
 	})
+	tm.Prompt = ms(time.Since(step))
 	client := a.newClient(a.spec.ChatTimeout)
-	_, err = streamOllamaChat(ctx, client, a.spec.OllamaURL, body, a.loop.do, func(piece string) {
+	sent := time.Now()
+	st, err := streamOllamaChat(ctx, client, a.spec.OllamaURL, body, a.loop.do, func(piece string) {
 		p, _ := json.Marshal(map[string]string{"content": piece})
 		fmt.Fprintf(w, "event: token\ndata: %s\n\n", p)
 		if flusher != nil {
@@ -442,5 +452,7 @@ func (a *baselineApp) chat(w http.ResponseWriter, r *http.Request) {
 		fail(err)
 		return
 	}
-	fmt.Fprint(w, "event: done\ndata: {}\n\n")
+	tm.FirstToken, tm.Load, tm.PromptEval, tm.Total = ms(st.First.Sub(sent)), ms(st.Load), ms(st.PromptEval), ms(time.Since(start))
+	done, _ := json.Marshal(map[string]any{"timings": tm, "usage": map[string]int{"prompt_tokens": st.PromptTokens}})
+	fmt.Fprintf(w, "event: done\ndata: %s\n\n", done)
 }

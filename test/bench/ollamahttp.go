@@ -68,23 +68,32 @@ func postJSON(ctx context.Context, c *http.Client, url string, body, out any) (i
 // streamOllamaChat posts a streamed /api/chat and reads it to the done line; it returns when the
 // first content arrived. onLine, when set, runs each line's decoding (the baseline app decodes
 // them on its event loop); onContent, when set, receives each piece of content.
-func streamOllamaChat(ctx context.Context, c *http.Client, base string, body map[string]any, onLine func(func()), onContent func(string)) (time.Time, error) {
+// ollamaChatStats is how a streamed /api/chat went: when its first content arrived, and
+// Ollama's own account from the done line.
+type ollamaChatStats struct {
+	First        time.Time
+	PromptTokens int
+	Load         time.Duration
+	PromptEval   time.Duration
+}
+
+func streamOllamaChat(ctx context.Context, c *http.Client, base string, body map[string]any, onLine func(func()), onContent func(string)) (ollamaChatStats, error) {
+	var st ollamaChatStats
 	b, _ := json.Marshal(body)
 	req, err := http.NewRequestWithContext(ctx, http.MethodPost, base+"/api/chat", bytes.NewReader(b))
 	if err != nil {
-		return time.Time{}, err
+		return st, err
 	}
 	req.Header.Set("Content-Type", "application/json")
 	resp, err := c.Do(req)
 	if err != nil {
-		return time.Time{}, err
+		return st, err
 	}
 	defer resp.Body.Close()
 	if resp.StatusCode != http.StatusOK {
 		msg, _ := io.ReadAll(io.LimitReader(resp.Body, 512))
-		return time.Time{}, fmt.Errorf("ollama chat: status %d: %s", resp.StatusCode, strings.TrimSpace(string(msg)))
+		return st, fmt.Errorf("ollama chat: status %d: %s", resp.StatusCode, strings.TrimSpace(string(msg)))
 	}
-	var first time.Time
 	rd := bufio.NewReaderSize(resp.Body, 64<<10)
 	for {
 		line, rerr := rd.ReadBytes('\n')
@@ -93,8 +102,11 @@ func streamOllamaChat(ctx context.Context, c *http.Client, base string, body map
 				Message struct {
 					Content string `json:"content"`
 				} `json:"message"`
-				Done  bool   `json:"done"`
-				Error string `json:"error"`
+				Done               bool          `json:"done"`
+				Error              string        `json:"error"`
+				PromptEvalCount    int           `json:"prompt_eval_count"`
+				LoadDuration       time.Duration `json:"load_duration"`
+				PromptEvalDuration time.Duration `json:"prompt_eval_duration"`
 			}
 			var derr error
 			decode := func() { derr = json.Unmarshal(line, &chunk) }
@@ -105,27 +117,28 @@ func streamOllamaChat(ctx context.Context, c *http.Client, base string, body map
 			}
 			switch {
 			case derr != nil:
-				return first, fmt.Errorf("ollama chat: decoding stream: %w", derr)
+				return st, fmt.Errorf("ollama chat: decoding stream: %w", derr)
 			case chunk.Error != "":
-				return first, fmt.Errorf("ollama chat: %s", chunk.Error)
+				return st, fmt.Errorf("ollama chat: %s", chunk.Error)
 			}
 			if chunk.Message.Content != "" {
-				if first.IsZero() {
-					first = time.Now()
+				if st.First.IsZero() {
+					st.First = time.Now()
 				}
 				if onContent != nil {
 					onContent(chunk.Message.Content)
 				}
 			}
 			if chunk.Done {
-				if first.IsZero() {
-					return first, errors.New("ollama chat: answer without content")
+				if st.First.IsZero() {
+					return st, errors.New("ollama chat: answer without content")
 				}
-				return first, nil
+				st.PromptTokens, st.Load, st.PromptEval = chunk.PromptEvalCount, chunk.LoadDuration, chunk.PromptEvalDuration
+				return st, nil
 			}
 		}
 		if rerr != nil {
-			return first, fmt.Errorf("ollama chat: stream ended early: %w", rerr)
+			return st, fmt.Errorf("ollama chat: stream ended early: %w", rerr)
 		}
 	}
 }

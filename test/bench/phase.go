@@ -76,8 +76,12 @@ type phaseResult struct {
 	ChatIngest latencyStats `json:"chatIngest"`
 	ChatIdle   latencyStats `json:"chatIdle"`
 	TTFTRatio  float64      `json:"ttftP95IngestOverIdle"`
-	ChatPath   string       `json:"chatPath"`
-	PeakRSSMiB float64      `json:"peakRSSMiB"`
+	// StepsIdle and StepsIngest are the medians of where each answer's time went, from the
+	// answering side's done events (nil when it reports none).
+	StepsIdle   *stepMedians `json:"stepsIdle,omitempty"`
+	StepsIngest *stepMedians `json:"stepsIngest,omitempty"`
+	ChatPath    string       `json:"chatPath"`
+	PeakRSSMiB  float64      `json:"peakRSSMiB"`
 	// CPUSeconds is the measured process's CPU time (user + system) during the ingest: what it
 	// took from cores that Ollama needs too.
 	CPUSeconds float64 `json:"cpuSecondsIngest"`
@@ -181,6 +185,8 @@ func runPhase(ctx context.Context, cfg config, tg target, r *phaseResult, questi
 	if r.ChatIdle.P95 > 0 {
 		r.TTFTRatio = r.ChatIngest.P95 / r.ChatIdle.P95
 	}
+	r.StepsIdle = medianSteps(cs, func(s sample) bool { return s.Phase == "idle" })
+	r.StepsIngest = medianSteps(cs, func(s sample) bool { return s.Phase == "ingest" })
 	if n := health.skipped.Load(); n > 0 {
 		r.Notes = append(r.Notes, fmt.Sprintf("%d health probe ticks skipped (100 probes outstanding)", n))
 	}

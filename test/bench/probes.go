@@ -7,6 +7,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"github.com/ragstack/rag-operator/internal/chat"
 	"io"
 	"math/rand/v2"
 	"net"
@@ -29,6 +30,23 @@ type sample struct {
 	// NoContext marks a chat answer the server gave without asking the model (retrieval found
 	// nothing above the score threshold).
 	NoContext bool `json:"noContext,omitempty"`
+	// Steps is where the answer's time went, as the answering side reported it in its done
+	// event (ours and the baselines report the same steps).
+	Steps *answerSteps `json:"steps,omitempty"`
+}
+
+// answerSteps is the done event's account of an answer: the step times (milliseconds) and the
+// prompt's size as Ollama counted it.
+type answerSteps struct {
+	chat.Timings
+	PromptTokens int `json:"promptTokens"`
+}
+
+// answerStart is how one answer began.
+type answerStart struct {
+	TTFT      time.Duration
+	NoContext bool // answered without the model (retrieval found nothing)
+	Steps     *answerSteps
 }
 
 // series collects samples from concurrent probes.
@@ -137,9 +155,8 @@ func ms(d time.Duration) float64 { return float64(d.Microseconds()) / 1000 }
 
 // chatter asks one question and returns the time to the first answer token.
 type chatter interface {
-	// ttft streams an answer to q and reports when its first content arrived; noContext says the
-	// answer came without the model (retrieval found nothing).
-	ttft(ctx context.Context, q string) (d time.Duration, noContext bool, err error)
+	// ttft streams an answer to q and reports when its first content arrived.
+	ttft(ctx context.Context, q string) (answerStart, error)
 	// path says how the question travels, for the report.
 	path() string
 }
@@ -155,8 +172,8 @@ func askOnce(ctx context.Context, c chatter, q string, t0 time.Time, timeout tim
 	start := time.Now()
 	cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), timeout)
 	defer cancel()
-	d, noCtx, err := c.ttft(cctx, q)
-	x := sample{T: start.Sub(t0).Seconds(), Ms: ms(d), Phase: phase, NoContext: noCtx}
+	a, err := c.ttft(cctx, q)
+	x := sample{T: start.Sub(t0).Seconds(), Ms: ms(a.TTFT), Phase: phase, NoContext: a.NoContext, Steps: a.Steps}
 	if err != nil {
 		x.Ms = ms(time.Since(start))
 		x.Err = err.Error()
@@ -209,23 +226,23 @@ type sseChat struct {
 
 func (c *sseChat) path() string { return c.label }
 
-func (c *sseChat) ttft(ctx context.Context, q string) (time.Duration, bool, error) {
+func (c *sseChat) ttft(ctx context.Context, q string) (answerStart, error) {
 	b, _ := json.Marshal(c.body(q))
 	start := time.Now()
 	req, err := http.NewRequestWithContext(ctx, http.MethodPost, c.url, bytes.NewReader(b))
 	if err != nil {
-		return 0, false, err
+		return answerStart{}, err
 	}
 	req.Header.Set("Content-Type", "application/json")
 	req.Header.Set("Accept", "text/event-stream")
 	resp, err := c.client.Do(req)
 	if err != nil {
-		return 0, false, err
+		return answerStart{}, err
 	}
 	defer resp.Body.Close()
 	if resp.StatusCode != http.StatusOK {
 		msg, _ := io.ReadAll(io.LimitReader(resp.Body, 512))
-		return 0, false, fmt.Errorf("status %d: %s", resp.StatusCode, strings.TrimSpace(string(msg)))
+		return answerStart{}, fmt.Errorf("status %d: %s", resp.StatusCode, strings.TrimSpace(string(msg)))
 	}
 	var first time.Duration
 	event := ""
@@ -247,25 +264,33 @@ func (c *sseChat) ttft(ctx context.Context, q string) (time.Duration, bool, erro
 					first = time.Since(start)
 				}
 			case "error":
-				return 0, false, fmt.Errorf("error event: %s", data)
+				return answerStart{}, fmt.Errorf("error event: %s", data)
 			case "done":
 				var done struct {
-					NoContext bool `json:"no_context"`
+					NoContext bool          `json:"no_context"`
+					Timings   *chat.Timings `json:"timings"`
+					Usage     struct {
+						PromptTokens int `json:"prompt_tokens"`
+					} `json:"usage"`
 				}
 				_ = json.Unmarshal([]byte(data), &done)
-				if first == 0 {
-					return 0, done.NoContext, errors.New("done without a token")
+				a := answerStart{TTFT: first, NoContext: done.NoContext}
+				if done.Timings != nil && done.Timings.Total > 0 {
+					a.Steps = &answerSteps{Timings: *done.Timings, PromptTokens: done.Usage.PromptTokens}
 				}
-				return first, done.NoContext, nil
+				if first == 0 {
+					return answerStart{NoContext: done.NoContext}, errors.New("done without a token")
+				}
+				return a, nil
 			}
 		case line == "":
 			event = ""
 		}
 		if err != nil {
 			if first > 0 && errors.Is(err, io.EOF) {
-				return first, false, nil
+				return answerStart{TTFT: first}, nil
 			}
-			return 0, false, fmt.Errorf("reading stream: %w", err)
+			return answerStart{}, fmt.Errorf("reading stream: %w", err)
 		}
 	}
 }
@@ -285,7 +310,7 @@ func detectServerChat(ctx context.Context, base string) (*sseChat, string) {
 	for _, body := range shapes {
 		c := &sseChat{url: base + "/api/chat", body: body, client: client, label: "server POST /api/chat (SSE)"}
 		cctx, cancel := context.WithTimeout(ctx, 90*time.Second)
-		_, _, err := c.ttft(cctx, "What does the report say about the river?")
+		_, err := c.ttft(cctx, "What does the report say about the river?")
 		cancel()
 		if err == nil {
 			return c, ""
@@ -310,15 +335,15 @@ func (c *directChat) path() string {
 	return "direct to Ollama: /api/embed of the question + streamed /api/chat (3 corpus chunks as context)"
 }
 
-func (c *directChat) ttft(ctx context.Context, q string) (time.Duration, bool, error) {
+func (c *directChat) ttft(ctx context.Context, q string) (answerStart, error) {
 	start := time.Now()
 	if _, err := postJSON(ctx, c.client, c.ollama+"/api/embed", map[string]any{"model": embedModel, "input": q}, nil); err != nil {
-		return 0, false, fmt.Errorf("query embedding: %w", err)
+		return answerStart{}, fmt.Errorf("query embedding: %w", err)
 	}
 	body := ollamaChatBody(ragSystemPrompt, c.context, q)
-	first, err := streamOllamaChat(ctx, c.client, c.ollama, body, nil, nil)
+	st, err := streamOllamaChat(ctx, c.client, c.ollama, body, nil, nil)
 	if err != nil {
-		return 0, false, err
+		return answerStart{}, err
 	}
-	return first.Sub(start), false, nil
+	return answerStart{TTFT: st.First.Sub(start)}, nil
 }

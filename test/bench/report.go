@@ -192,6 +192,11 @@ func markdown(r *report, png string) string {
 	b.WriteString(markdownTable(r))
 	b.WriteString("\n## Goals\n\nPrinted beside the figures; nothing here is tuned to them.\n\n")
 	b.WriteString(markdownGoals(r))
+	if t := markdownSteps(r); t != "" {
+		b.WriteString("\n## Where the time to first token goes\n\n")
+		b.WriteString("Medians per phase, from each answer's done event (the server's `timings`; the baseline app reports the same steps): the question's embedding, the search, building the prompt, then from sending the chat request to its first token, of which Ollama reports the model load and the prefill (prompt eval) itself. TTFT is the client's view and includes the HTTP hops.\n\n")
+		b.WriteString(t)
+	}
 	if t := markdownSLO(r); t != "" {
 		b.WriteString("\n## Latency objective\n\n")
 		b.WriteString("ours+enrich again, with `slo.chatTTFTP95` declared: the server lowers its background level (AIMD every 5 s on the p95 of the answers since the last revision: halved when over the target, +0.1 when within; docs/rag-server.md) and reports the p95 it attained over its window. The tight target is meant to be hard to hold with summaries running; the loose one should leave the throttle at 1.\n\n")
@@ -378,4 +383,25 @@ func fmtCPU(p *phaseResult) string {
 		return fmt.Sprintf("%.1f s", p.CPUSeconds)
 	}
 	return fmt.Sprintf("%.1f s (%.1f ms/chunk)", p.CPUSeconds, p.CPUSeconds/float64(p.Chunks)*1000)
+}
+
+func markdownSteps(r *report) string {
+	var b strings.Builder
+	for _, p := range r.Phases {
+		for _, w := range []struct {
+			when string
+			m    *stepMedians
+		}{{"idle", p.StepsIdle}, {"ingest", p.StepsIngest}} {
+			if w.m == nil {
+				continue
+			}
+			if b.Len() == 0 {
+				b.WriteString("| NUM_PARALLEL | strategy | when | answers | TTFT | embed | search | prompt | request → first token | of which load | of which prefill | prompt tokens |\n|---|---|---|---|---|---|---|---|---|---|---|---|\n")
+			}
+			m := w.m
+			fmt.Fprintf(&b, "| %d | %s | %s | %d | %s | %s | %s | %s | %s | %s | %s | %.0f |\n", p.NumParallel, p.Strategy, w.when, m.N,
+				fmtMs(m.TTFT), fmtMs(m.Embed), fmtMs(m.Search), fmtMs(m.Prompt), fmtMs(m.FirstToken), fmtMs(m.Load), fmtMs(m.PromptEval), m.PromptTokens)
+		}
+	}
+	return b.String()
 }

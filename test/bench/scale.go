@@ -167,7 +167,7 @@ func newRoundRobinChat(chats []chatter) *roundRobinChat {
 	return &roundRobinChat{rot: rotor{n: len(chats)}, chats: chats, asked: make([]atomic.Int64, len(chats))}
 }
 
-func (c *roundRobinChat) ttft(ctx context.Context, q string) (time.Duration, bool, error) {
+func (c *roundRobinChat) ttft(ctx context.Context, q string) (answerStart, error) {
 	i := c.rot.next()
 	c.asked[i].Add(1)
 	return c.chats[i].ttft(ctx, q)

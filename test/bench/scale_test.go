@@ -75,9 +75,9 @@ func TestRotor(t *testing.T) {
 
 type fakeChat struct{ asked []string }
 
-func (f *fakeChat) ttft(_ context.Context, q string) (time.Duration, bool, error) {
+func (f *fakeChat) ttft(_ context.Context, q string) (answerStart, error) {
 	f.asked = append(f.asked, q)
-	return time.Millisecond, false, nil
+	return answerStart{TTFT: time.Millisecond}, nil
 }
 func (f *fakeChat) path() string { return "fake" }
 
@@ -85,7 +85,7 @@ func TestRoundRobinChat(t *testing.T) {
 	a, b := &fakeChat{}, &fakeChat{}
 	rr := newRoundRobinChat([]chatter{a, b})
 	for _, q := range []string{"q1", "q2", "q3"} {
-		if _, _, err := rr.ttft(context.Background(), q); err != nil {
+		if _, err := rr.ttft(context.Background(), q); err != nil {
 			t.Fatal(err)
 		}
 	}

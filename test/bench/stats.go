@@ -75,3 +75,34 @@ func postRaw(ctx context.Context, c *http.Client, url string, body []byte) ([]by
 	}
 	return data, nil
 }
+
+// stepMedians is the median of each step of the answers that reported their steps.
+type stepMedians struct {
+	N            int     `json:"n"`
+	TTFT         float64 `json:"ttftMs"` // as the bench measured it (the client's view)
+	Embed        float64 `json:"embedMs"`
+	Search       float64 `json:"searchMs"`
+	Prompt       float64 `json:"promptMs"`
+	FirstToken   float64 `json:"modelFirstTokenMs"` // chat request sent to first token
+	Load         float64 `json:"loadMs"`
+	PromptEval   float64 `json:"promptEvalMs"`
+	PromptTokens float64 `json:"promptTokens"`
+}
+
+func medianSteps(samples []sample, keep func(sample) bool) *stepMedians {
+	var cols [8][]float64
+	for _, s := range samples {
+		if s.Steps == nil || s.Err != "" || !keep(s) {
+			continue
+		}
+		t := s.Steps
+		for i, v := range []float64{s.Ms, t.Embed, t.Search, t.Prompt, t.FirstToken, t.Load, t.PromptEval, float64(t.PromptTokens)} {
+			cols[i] = append(cols[i], v)
+		}
+	}
+	if len(cols[0]) == 0 {
+		return nil
+	}
+	m := func(i int) float64 { return percentile(cols[i], 50) }
+	return &stepMedians{N: len(cols[0]), TTFT: m(0), Embed: m(1), Search: m(2), Prompt: m(3), FirstToken: m(4), Load: m(5), PromptEval: m(6), PromptTokens: m(7)}
+}

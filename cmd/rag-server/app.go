@@ -10,6 +10,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"runtime/debug"
 	"strings"
 	"sync"
 	"time"
@@ -121,7 +122,7 @@ func newApp(ctx context.Context, cfg serverconfig.Config, opts options, log *slo
 
 	a.parser = parse.New(parse.Options{
 		PDFInstances: cfg.Limits.MaxConcurrentProcessing + 1, // +1: upload validation never waits for ingest
-		PDFCacheDir:  filepath.Join(cfg.DataDir, "cache", "pdfium"),
+		PDFCacheDir:  pdfCacheDir(cfg.DataDir),
 	})
 
 	// The Answerer reads the vector store directly; ingest writes through InvalidateOnWrite, so
@@ -312,9 +313,15 @@ func (a *app) serve(ctx context.Context, ln, metricsLn net.Listener) error {
 		wg.Go(func() { a.changes.WatchChanges(bg, a.cache.Bump) })
 	}
 	wg.Go(func() {
+		start := time.Now()
 		if err := a.parser.WarmUp(bg); err != nil {
 			a.log.Error("PDF engine failed to start: PDF uploads will fail", "error", err)
+			return
 		}
+		// Loaded from the cache (pdf-engine-compile ran first) this freed little; after a
+		// compile here it returns ~300 MiB now, which the runtime would otherwise keep for minutes.
+		debug.FreeOSMemory()
+		a.log.Info("PDF engine ready", "seconds", time.Since(start).Seconds())
 	})
 	var pipeDone sync.WaitGroup
 	pipeDone.Go(func() {

@@ -33,6 +33,9 @@ func main() {
 	if len(os.Args) > 1 && os.Args[1] == ollamaexporter.Command {
 		os.Exit(ollamaexporter.Main(context.Background(), os.Args[2:], os.Stderr))
 	}
+	if len(os.Args) > 1 && os.Args[1] == pdfCompileCommand {
+		os.Exit(pdfCompileMain(context.Background(), os.Args[2:], os.Stderr))
+	}
 	os.Exit(run(context.Background(), os.Args[1:], os.Stderr))
 }
 

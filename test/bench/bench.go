@@ -6,6 +6,7 @@ import (
 	"io"
 	"net/http"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"runtime"
 	"slices"
@@ -349,17 +350,26 @@ func runStrategy(ctx context.Context, cfg config, strat string, np int, bin, dir
 			extra = append(extra, fmt.Sprintf("--preempt-background=%d", cfg.PreemptBackground))
 			r.Notes = append(r.Notes, fmt.Sprintf("--preempt-background=%d: answers cut running summaries and tags", cfg.PreemptBackground))
 		}
+		// As in the pod: the init container compiles the PDF engine into the fresh data volume,
+		// then the server starts and loads it.
+		initStart := time.Now()
+		ic := exec.CommandContext(ctx, bin, "pdf-engine-compile", "--data-dir", scfg.DataDir)
+		ic.SysProcAttr = childProcAttr()
+		if out, err := ic.CombinedOutput(); err != nil {
+			return fmt.Errorf("rag-server pdf-engine-compile: %w\n%s", err, out)
+		}
+		r.InitSeconds, r.InitPeakRSSMiB = time.Since(initStart).Seconds(), maxRSSMiB(ic.ProcessState)
 		srv, err := startServer(ctx, bin, dir, scfg, enrich, cfg.ServerLogLevel, cfg.ServerCPUProfile, extra...)
 		if err != nil {
 			return err
 		}
-		// A running server has compiled its PDF engine long ago (once per data volume); the
-		// ingest starts after this fresh one has too, so that compile is not charged to it.
+		// The ingest starts once the server has loaded its PDF engine.
 		if waited, err := waitPDFEngine(ctx, srv.MetricsURL, 3*time.Minute); err != nil {
 			r.Notes = append(r.Notes, "PDF engine: "+err.Error())
 		} else if waited > 0 {
-			logf(cfg, "  (%s: waited %.1f s for the server's PDF engine to compile)", strat, waited.Seconds())
+			logf(cfg, "  (%s: waited %.1f s for the server's PDF engine to load)", strat, waited.Seconds())
 		}
+		r.IdleRSSMiB = rssMiB(srv.cmd.Process.Pid)
 		tg := &serverTarget{cfg: cfg, srv: srv, docs: docs, enrich: enrich, client: probeClient()}
 		if sc, why := detectServerChat(ctx, srv.URL); sc != nil {
 			tg.chatter = sc

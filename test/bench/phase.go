@@ -82,6 +82,12 @@ type phaseResult struct {
 	StepsIngest *stepMedians `json:"stepsIngest,omitempty"`
 	ChatPath    string       `json:"chatPath"`
 	PeakRSSMiB  float64      `json:"peakRSSMiB"`
+	// IdleRSSMiB is ours' resident set once started and ready, before the first upload.
+	IdleRSSMiB float64 `json:"idleRSSMiB,omitempty"`
+	// InitSeconds and InitPeakRSSMiB are `rag-server pdf-engine-compile` run on the phase's
+	// fresh data directory before the server, as the operator's init container runs it.
+	InitSeconds    float64 `json:"initSeconds,omitempty"`
+	InitPeakRSSMiB float64 `json:"initPeakRSSMiB,omitempty"`
 	// CPUSeconds is the measured process's CPU time (user + system) during the ingest: what it
 	// took from cores that Ollama needs too.
 	CPUSeconds float64 `json:"cpuSecondsIngest"`

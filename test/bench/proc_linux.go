@@ -47,3 +47,20 @@ func maxRSSMiB(ps *os.ProcessState) float64 {
 	}
 	return 0
 }
+
+// rssMiB is a live process's resident set now (VmRSS), 0 when it cannot be read.
+func rssMiB(pid int) float64 {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
+	if err != nil {
+		return 0
+	}
+	for _, l := range strings.Split(string(b), "\n") {
+		if f := strings.Fields(l); len(f) >= 2 && f[0] == "VmRSS:" {
+			var kib float64
+			if _, err := fmt.Sscan(f[1], &kib); err == nil {
+				return kib / 1024
+			}
+		}
+	}
+	return 0
+}

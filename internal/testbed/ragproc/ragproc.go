@@ -158,6 +158,9 @@ func writeFor(path string, data []byte, cred *syscall.Credential) error {
 	return nil
 }
 
+// PID is the server's process id.
+func (p *Proc) PID() int { return p.cmd.Process.Pid }
+
 // Kill sends SIGKILL and waits: no shutdown code runs (a crash).
 func (p *Proc) Kill() {
 	if p.cmd.ProcessState != nil {

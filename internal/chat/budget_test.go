@@ -195,9 +195,9 @@ func TestLastSourceCutAtSentence(t *testing.T) {
 		context int
 		want    string // the cut source's text; "" when it is dropped
 	}{
-		{80, "First sentence is here. Second sentence follows it! " + TruncationMark},
-		{73, "First sentence is here. " + TruncationMark},
-		{65, ""},
+		{74, "First sentence is here. Second sentence follows it! " + TruncationMark},
+		{68, "First sentence is here. " + TruncationMark},
+		{60, ""},
 	} {
 		b.Context = tc.context
 		msgs, used, rep := BuildPrompt("", nil, "What?", src, b)

@@ -34,7 +34,7 @@ var ErrTimeout = errors.New("chat: answer timed out")
 const NoContextAnswer = "I could not find anything in the knowledge base that answers this question."
 
 // DefaultSystemPrompt is used when Config.SystemPrompt is empty; CitationRules follow it.
-const DefaultSystemPrompt = "You are a helpful assistant that answers questions about the organisation's documents. Answer concisely, in the language of the question."
+const DefaultSystemPrompt = "Answer concisely, in the language of the question."
 
 // Config is what the Answerer needs from the server config (see FromServerConfig).
 type Config struct {
@@ -242,13 +242,15 @@ func (a *Answerer) answer(ctx context.Context, q string, req Request) (Response,
 	sent := time.Now()
 	var first time.Time
 	var onToken func(string) error
+	var numbered *numberedStream
 	if req.Stream != nil {
+		numbered = &numberedStream{used: used, out: req.Stream}
 		onToken = func(tok string) error {
 			if first.IsZero() {
 				first = time.Now()
 			}
 			release()
-			return req.Stream(tok)
+			return numbered.write(tok)
 		}
 	}
 	res, err := a.llm.Chat(ctx, llm.Interactive, llm.ChatRequest{
@@ -259,9 +261,13 @@ func (a *Answerer) answer(ctx context.Context, q string, req Request) (Response,
 		Think:     &think,
 		Options:   a.cfg.ChatOptions,
 	})
+	if numbered != nil && err == nil {
+		err = numbered.flush()
+	}
+	answer := expandNumbered(res.Content, used)
 	r := Response{
-		Answer:  res.Content,
-		Sources: resolveCitations(ParseCitations(res.Content), used),
+		Answer:  answer,
+		Sources: resolveCitations(ParseCitations(answer), used),
 		Context: toCitations(used),
 		Usage: Usage{PromptTokens: res.PromptTokens, CompletionTokens: res.GeneratedTokens,
 			DoneReason: res.DoneReason, Budget: report},

@@ -55,7 +55,7 @@ func TestAnswerStreamsAndCitesRetrievedChunksOnly(t *testing.T) {
 		}
 	}
 	user := req.Messages[len(req.Messages)-1].Content
-	if !strings.Contains(user, "[hr1:0]") || strings.Contains(user, "eng1") || !strings.HasSuffix(user, "Question: "+vacationQ) {
+	if !strings.Contains(user, "[1] Employee handbook.pdf") || strings.Contains(user, "hr1") || strings.Contains(user, "eng1") || !strings.HasSuffix(user, "Question: "+vacationQ) {
 		t.Errorf("user message:\n%s", user)
 	}
 }
@@ -272,7 +272,7 @@ func TestNewRefusesBadConfig(t *testing.T) {
 		{"system prompt over its allowance", func(c *Config) { c.SystemPrompt = strings.Repeat("rule ", 400) }, "tokens.system allows 500"},
 		{"no window", func(c *Config) { c.Tokens.NumCtx = 0 }, "numCtx"},
 		{"no room for a question", func(c *Config) {
-			c.Tokens = serverconfig.Tokens{Context: 7490, History: 0, System: 110, Response: 592, NumCtx: 8192}
+			c.Tokens = serverconfig.Tokens{Context: 7521, History: 0, System: 79, Response: 592, NumCtx: 8192}
 		}, "no room left for a question"},
 		{"no model", func(c *Config) { c.ChatModel = "" }, "models must be named"},
 		{"no timeout", func(c *Config) { c.RagTimeout = 0 }, "ragTimeout"},

@@ -71,3 +71,45 @@ func TestSnippet(t *testing.T) {
 		t.Errorf("one long word: %q", got)
 	}
 }
+
+// The model cites source numbers; every answer the API returns cites full ids, whether it
+// streamed or not, and however the stream happened to split the text.
+func TestNumberedCitationsExpand(t *testing.T) {
+	used := []Source{{DocumentID: "3f1c9a52-hr", ChunkIndex: 4}, {DocumentID: "9b7e0d11-eng", ChunkIndex: 0}}
+	for _, tc := range []struct{ in, want string }{
+		{"Twenty five days [1].", "Twenty five days [3f1c9a52-hr:4]."},
+		{"Both [1][2], listed [2, 1] and [1; 2].", "Both [3f1c9a52-hr:4][9b7e0d11-eng:0], listed [9b7e0d11-eng:0][3f1c9a52-hr:4] and [3f1c9a52-hr:4][9b7e0d11-eng:0]."},
+		{"Out of range [3] [0] [-1], not numbers [1a] [1, x] [] […], nested [[2]]", "Out of range [3] [0] [-1], not numbers [1a] [1, x] [] […], nested [[9b7e0d11-eng:0]]"},
+		{"A full id still works [9b7e0d11-eng:0]; across lines [1\n] is text; unclosed [2", "A full id still works [9b7e0d11-eng:0]; across lines [1\n] is text; unclosed [2"},
+	} {
+		if got := expandNumbered(tc.in, used); got != tc.want {
+			t.Errorf("expandNumbered(%q)\n got %q\nwant %q", tc.in, got, tc.want)
+		}
+		// Streamed in every two-piece split and rune by rune: the same text arrives.
+		splits := [][]string{}
+		for i := range len(tc.in) + 1 {
+			splits = append(splits, []string{tc.in[:i], tc.in[i:]})
+		}
+		var runes []string
+		for _, r := range tc.in {
+			runes = append(runes, string(r))
+		}
+		splits = append(splits, runes)
+		for _, pieces := range splits {
+			var out strings.Builder
+			s := &numberedStream{used: used, out: func(p string) error { out.WriteString(p); return nil }}
+			for _, p := range pieces {
+				if err := s.write(p); err != nil {
+					t.Fatal(err)
+				}
+			}
+			s.flush()
+			if out.String() != tc.want {
+				t.Errorf("streamed as %q:\n got %q\nwant %q", pieces, out.String(), tc.want)
+			}
+		}
+	}
+	if refs := ParseCitations(expandNumbered("Days [1][2].", used)); len(refs) != 2 || refs[0].ID() != "3f1c9a52-hr:4" {
+		t.Errorf("expanded citations parse as %v", refs)
+	}
+}

@@ -11,10 +11,9 @@ import (
 
 // CitationRules is appended to every system prompt: the model is told the one citation form
 // ParseCitations reads back, so citations can be checked against what was retrieved.
-const CitationRules = `Answer only from the sources in the user's message. ` +
-	`After each statement, cite the source it comes from by the id shown in its heading, in square brackets, ` +
-	`for example [report-2024:3]; cite several sources as [report-2024:3][notes:0]. ` +
-	`Never invent an id. If the sources do not contain the answer, say that you do not know.`
+const CitationRules = `Use only the numbered sources in the user's message. ` +
+	`Cite each statement's source number in square brackets, e.g. [1] or [1][3]. ` +
+	`If the sources do not contain the answer, say you do not know.`
 
 // TruncationMark ends a source that was cut at a sentence boundary to fit the budget, so the
 // model (and a reader of the prompt) sees that text is missing.
@@ -91,13 +90,12 @@ func BuildPrompt(system string, history []llm.Message, question string, sources 
 // sourcesHeader opens the sources block.
 const sourcesHeader = "Sources:"
 
-// sourceBlock renders one numbered source: a heading with its citation id, then its text.
+// sourceBlock renders one numbered source: a heading with the number the model cites (see
+// numbered.go: expanded to the full id in the answer) and where it comes from, then its text.
 func sourceBlock(n int, s Source, text string) string {
 	var b strings.Builder
-	b.WriteString("Source ")
+	b.WriteString("[")
 	b.WriteString(strconv.Itoa(n))
-	b.WriteString(" [")
-	b.WriteString(s.ID())
 	b.WriteString("] ")
 	b.WriteString(oneLine(s.Name))
 	if s.Page > 0 {

@@ -286,9 +286,12 @@ func (f *chatLLM) lastChat() llm.ChatRequest {
 // citeAll answers by citing every source the prompt shows plus one it does not (which must be
 // dropped from the sources).
 func citeAll(req llm.ChatRequest) string {
+	// The model sees its sources numbered and cites the numbers, which the server expands.
 	var ids []string
-	for _, r := range chat.ParseCitations(req.Messages[len(req.Messages)-1].Content) {
-		ids = append(ids, "["+r.ID()+"]")
+	for _, line := range strings.Split(req.Messages[len(req.Messages)-1].Content, "\n") {
+		if n, _, ok := strings.Cut(line, "] "); ok && strings.HasPrefix(n, "[") {
+			ids = append(ids, n+"]")
+		}
 	}
 	return "Here is what the documents say " + strings.Join(ids, " ") + " and more [not-shown:3]."
 }

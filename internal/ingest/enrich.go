@@ -90,7 +90,7 @@ func (p *Pipeline) enrich(ctx context.Context, d store.Document) (string, []stri
 		Think:     &think,
 		Messages: []llm.Message{
 			{Role: "system", Content: "You summarise documents. Answer with at most three plain sentences, no preamble."},
-			{Role: "user", Content: "Document: " + d.Name + "\n\n" + d.Excerpt},
+			{Role: "user", Content: "Document: " + d.Name + "\n\n" + truncate(d.Excerpt, excerptBytes)},
 		},
 	})
 	if err != nil {
@@ -107,7 +107,7 @@ func (p *Pipeline) enrich(ctx context.Context, d store.Document) (string, []stri
 		Think:     &think,
 		Messages: []llm.Message{
 			{Role: "system", Content: `You label documents. Answer only with a JSON array of 3 to 6 short lowercase topic tags, e.g. ["finance","quarterly report"].`},
-			{Role: "user", Content: "Document: " + d.Name + "\n\n" + truncate(d.Excerpt, 4000)},
+			{Role: "user", Content: "Document: " + d.Name + "\n\n" + truncate(d.Excerpt, excerptBytes)},
 		},
 	})
 	if err != nil {

@@ -393,8 +393,11 @@ func (p *Pipeline) recovered(kind string, b *backoff) {
 	}
 }
 
-// excerptBytes is how much of the text the summary step reads.
-const excerptBytes = 12000
+// excerptBytes is how much of the text the summary and tag steps read: about 1,000 tokens,
+// the first pages, which hold what a three-sentence summary and a few topic tags need. It was
+// 12,000: three times the prefill for every summary, and at one Ollama slot each summary held
+// the chat model that long (docs/benchmarks/bench.md).
+const excerptBytes = 4000
 
 func (p *Pipeline) ingest(ctx context.Context, d store.Document) (store.Outcome, error) {
 	f, err := p.st.OpenOriginal(ctx, d)

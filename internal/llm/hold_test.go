@@ -129,7 +129,7 @@ func TestEmbedPaceBatch(t *testing.T) {
 		target  time.Duration
 		want    int
 	}{
-		{"nothing measured yet: full batches", 0, 250 * time.Millisecond, 32},
+		{"nothing measured yet: a small probe batch", 0, 250 * time.Millisecond, probeBatch},
 		{"GPU-fast: capped at the batch size", time.Millisecond, 250 * time.Millisecond, 32},
 		{"CPU: what fits the target", 36 * time.Millisecond, 250 * time.Millisecond, 6},
 		{"slower than the target: one text", time.Second, 250 * time.Millisecond, 1},
@@ -159,13 +159,8 @@ func TestEmbedBackgroundBatchesSizedByPace(t *testing.T) {
 		t.Fatal(err)
 	}
 	calls := f.calls()
-	if len(calls) < 3 {
-		t.Fatalf("%d calls for 12 texts at 5 per call: %v", len(calls), calls)
-	}
-	for _, in := range calls[:2] {
-		if len(in) != 5 {
-			t.Errorf("background batch of %d texts, want 5", len(in))
-		}
+	if len(calls) < 2 || len(calls[0]) != 5 {
+		t.Fatalf("calls %v for 12 texts at 5 per call: the first batch must hold 5", calls)
 	}
 	if c.pace.perText == 20*time.Millisecond {
 		t.Error("the pace was not updated from the calls")
@@ -247,4 +242,26 @@ func TestEmbedPaceUsesOllamaTimeWithoutLoad(t *testing.T) {
 	if c.pace.perText != 30*time.Millisecond {
 		t.Errorf("pace %s, want Ollama's 30ms per text without the 5 s load", c.pace.perText)
 	}
+}
+
+// With nothing measured, a background call starts with a probe batch and sizes the rest from
+// what it measured: a question never waits behind a first full batch of unknown length.
+func TestEmbedProbesBeforeFullBatches(t *testing.T) {
+	f := newFakeOllama(t)
+	c := New(Options{BaseURL: f.URL(), EmbedBatchSize: 32, EmbedConcurrency: 1, BackgroundCallTarget: time.Hour})
+	if _, err := c.Embed(context.Background(), Background, "e", texts(40)); err != nil {
+		t.Fatal(err)
+	}
+	calls := f.calls()
+	if len(calls) < 2 || len(calls[0]) != probeBatch || len(calls[1]) != 32 {
+		t.Errorf("batch sizes %v: want a probe of %d, then full batches once the pace is known", lens(calls), probeBatch)
+	}
+}
+
+func lens(calls [][]string) []int {
+	var out []int
+	for _, c := range calls {
+		out = append(out, len(c))
+	}
+	return out
 }

@@ -223,13 +223,22 @@ func (p *embedPace) observe(texts int, took time.Duration) {
 	p.perText = (3*p.perText + per) / 4
 }
 
-// batch is how many texts fit in target, between 1 and limit (limit while nothing is known).
+// probeBatch is the background batch size while nothing is measured yet: a first batch of
+// EmbedBatchSize took 2.7 s on a 2-core CPU, and a question's embedding waited behind two of
+// them (3.8 s) at the start of every bulk ingest (docs/benchmarks/bench.md).
+const probeBatch = 4
+
+// batch is how many texts fit in target, between 1 and limit (probeBatch while nothing is
+// known).
 func (p *embedPace) batch(target time.Duration, limit int) int {
 	p.mu.Lock()
 	per := p.perText
 	p.mu.Unlock()
-	if target <= 0 || per <= 0 {
+	if target <= 0 {
 		return limit
+	}
+	if per <= 0 {
+		return min(limit, probeBatch)
 	}
 	return max(1, min(limit, int(target/per)))
 }
@@ -402,17 +411,32 @@ func (o *Ollama) Embed(ctx context.Context, lane Lane, model string, texts []str
 	out := make([][]float32, len(texts))
 	e := &embedCall{o: o, lane: lane, model: model, texts: texts, out: out, dim: o.opts.EmbedDimension}
 
-	bs := o.opts.EmbedBatchSize
-	if lane == Background {
-		bs = o.pace.batch(o.backgroundCallTarget(), bs) // throttle.go: scaled by the background level
+	// A background batch is sized when it is taken, from the pace measured so far: the first
+	// batches of a long call already follow what the probe batch measured.
+	size := func() int {
+		if lane == Background {
+			return o.pace.batch(o.backgroundCallTarget(), o.opts.EmbedBatchSize) // throttle.go: scaled by the background level
+		}
+		return o.opts.EmbedBatchSize
 	}
-	nBatches := (len(texts) + bs - 1) / bs
-	workers := min(nBatches, o.embed.laneMax[lane])
+	bs := size()
+	workers := min((len(texts)+bs-1)/bs, o.embed.laneMax[lane])
+	var cursorMu sync.Mutex
+	cursor := 0
+	take := func() (lo, hi int, ok bool) {
+		cursorMu.Lock()
+		defer cursorMu.Unlock()
+		if cursor >= len(texts) {
+			return 0, 0, false
+		}
+		lo = cursor
+		cursor = min(cursor+size(), len(texts))
+		return lo, cursor, true
+	}
 
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	var (
-		next     atomic.Int64
 		wg       sync.WaitGroup
 		errOnce  sync.Once
 		firstErr error
@@ -420,11 +444,10 @@ func (o *Ollama) Embed(ctx context.Context, lane Lane, model string, texts []str
 	for range workers {
 		wg.Go(func() {
 			for {
-				b := int(next.Add(1)) - 1
-				if b >= nBatches || ctx.Err() != nil {
+				lo, hi, ok := take()
+				if !ok || ctx.Err() != nil {
 					return
 				}
-				lo, hi := b*bs, min((b+1)*bs, len(texts))
 				if err := e.run(ctx, lo, hi, 1); err != nil {
 					errOnce.Do(func() { firstErr = err; cancel() })
 					return

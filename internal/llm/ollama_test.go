@@ -201,7 +201,7 @@ func TestChatErrorAfterTokensNotRetried(t *testing.T) {
 func TestEmbedBatchesInOrder(t *testing.T) {
 	f := newFakeOllama(t)
 	reg := prometheus.NewRegistry()
-	c := New(Options{BaseURL: f.URL(), EmbedBatchSize: 10, EmbedConcurrency: 2, EmbedBackgroundMax: 2, Metrics: reg})
+	c := New(Options{BaseURL: f.URL(), EmbedBatchSize: 10, EmbedConcurrency: 2, EmbedBackgroundMax: 2, BackgroundCallTarget: -1, Metrics: reg})
 	vecs, err := c.Embed(context.Background(), Background, "nomic-embed-text", texts(95))
 	if err != nil {
 		t.Fatal(err)
@@ -242,7 +242,7 @@ func TestEmbedRetriesOnlyFailedItems(t *testing.T) {
 	}
 	reg := prometheus.NewRegistry()
 	// One call in flight: the call sequence is deterministic.
-	c := New(Options{BaseURL: f.URL(), EmbedBatchSize: 10, EmbedConcurrency: 1, Retry: fastRetry, Metrics: reg})
+	c := New(Options{BaseURL: f.URL(), EmbedBatchSize: 10, EmbedConcurrency: 1, BackgroundCallTarget: -1, Retry: fastRetry, Metrics: reg})
 	vecs, err := c.Embed(context.Background(), Background, "e", texts(100))
 	if err != nil {
 		t.Fatal(err)

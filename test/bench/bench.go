@@ -27,9 +27,11 @@ type report struct {
 	Ollama         []ollamaInfo   `json:"ollama"`
 	Limits         []limitEntry   `json:"limits"`
 	Phases         []*phaseResult `json:"phases"`
-	Goals          []goal         `json:"goals"`
-	Notes          []string       `json:"notes,omitempty"`
-	Scale          *scaleResult   `json:"scale,omitempty"`
+	// PerRepeat are the phases before pooling (each repeat's timeline is in Phases' first).
+	PerRepeat []*phaseResult `json:"-"`
+	Goals     []goal         `json:"goals"`
+	Notes     []string       `json:"notes,omitempty"`
+	Scale     *scaleResult   `json:"scale,omitempty"`
 }
 
 type machineInfo struct {
@@ -209,64 +211,69 @@ func run(ctx context.Context, cfg config, stdout io.Writer) (*report, error) {
 		if cfg.SLO {
 			phases = append(phases, stratSLOTight, stratSLOLoose)
 		}
-		for i, strat := range phases {
-			docs := c.Docs
-			if enriching(strat) {
-				docs = c.Docs[:cfg.EnrichDocs]
-			}
-			var best *phaseResult
-			// A phase during which the machine was disturbed (the limit before and after it differ
-			// more than 2×: another tenant's work) is run once more.
-			for attempt := 1; attempt <= 2; attempt++ {
-				if err := ctx.Err(); err != nil {
-					ol.Close()
-					return nil, err
+		for rp := 1; rp <= cfg.Repeats; rp++ {
+			for i, strat := range phases {
+				docs := c.Docs
+				if enriching(strat) {
+					docs = c.Docs[:cfg.EnrichDocs]
 				}
-				dir := filepath.Join(tmp, fmt.Sprintf("np%d-%d-%d", np, i, attempt))
-				if err := os.MkdirAll(filepath.Join(dir, "data"), 0o755); err != nil {
-					ol.Close()
-					return nil, err
-				}
-				r := &phaseResult{NumParallel: np, Strategy: strat, Docs: len(docs)}
-				r.SLO = sloFor(cfg, strat, rep.phase(np, stratEnrich))
-				if err := runStrategy(ctx, cfg, strat, np, bin, dir, ol.URL, c, docs, r); err != nil {
-					ol.Close()
-					return nil, fmt.Errorf("NUM_PARALLEL=%d %s: %w", np, strat, err)
-				}
-				after := calibrate()
-				r.LimitChunksPerSec = (before.ChunksPerSec + after.ChunksPerSec) / 2
-				if r.LimitChunksPerSec > 0 {
-					r.RatioToLimit = r.ChunksPerSec / r.LimitChunksPerSec
-				}
-				disturbed := min(before.ChunksPerSec, after.ChunksPerSec) < 0.5*max(before.ChunksPerSec, after.ChunksPerSec)
-				if disturbed {
-					r.Notes = append(r.Notes, fmt.Sprintf("machine disturbed during attempt %d (limit %.2f before, %.2f after)", attempt, before.ChunksPerSec, after.ChunksPerSec))
-				}
-				before = after
-				logf(cfg, "  %-12s %6.1f docs/min %6.2f chunks/s (%.2f of limit)  failed %d timed out %d  healthz p99 %s (control %s)  TTFT p95 ingest %s idle %s  RSS %.0f MiB  load %.1f→%.1f%s",
-					strat, r.DocsPerMin, r.ChunksPerSec, r.RatioToLimit, r.DocsFailed, r.DocsTimedOut, fmtMs(r.Health.P99), fmtMs(r.Control.P99),
-					fmtMs(r.ChatIngest.P95), fmtMs(r.ChatIdle.P95), r.PeakRSSMiB, r.LoadAvg[0], r.LoadAvg[1], enrichSuffix(r))
-				if r.SLO != nil {
-					logf(cfg, "  %-12s %s", "", sloLine(r))
-				}
-				// Keep the attempt the machine disturbed least: the lower control p99 (the bare
-				// handler probed during the phase).
-				if best == nil || r.Control.P99 < best.Control.P99 {
-					if best != nil {
-						r.Notes = append(best.Notes, r.Notes...)
+				var best *phaseResult
+				// A phase during which the machine was disturbed (the limit before and after it differ
+				// more than 2×: another tenant's work) is run once more.
+				for attempt := 1; attempt <= 2; attempt++ {
+					if err := ctx.Err(); err != nil {
+						ol.Close()
+						return nil, err
 					}
-					best = r
-				} else {
-					best.Notes = append(best.Notes, r.Notes...)
+					dir := filepath.Join(tmp, fmt.Sprintf("np%d-r%d-%d-%d", np, rp, i, attempt))
+					if err := os.MkdirAll(filepath.Join(dir, "data"), 0o755); err != nil {
+						ol.Close()
+						return nil, err
+					}
+					r := &phaseResult{NumParallel: np, Strategy: strat, Docs: len(docs)}
+					r.SLO = sloFor(cfg, strat, rep.phase(np, stratEnrich))
+					if err := runStrategy(ctx, cfg, strat, np, bin, dir, ol.URL, c, docs, r); err != nil {
+						ol.Close()
+						return nil, fmt.Errorf("NUM_PARALLEL=%d %s: %w", np, strat, err)
+					}
+					after := calibrate()
+					r.LimitChunksPerSec = (before.ChunksPerSec + after.ChunksPerSec) / 2
+					if r.LimitChunksPerSec > 0 {
+						r.RatioToLimit = r.ChunksPerSec / r.LimitChunksPerSec
+					}
+					disturbed := min(before.ChunksPerSec, after.ChunksPerSec) < 0.5*max(before.ChunksPerSec, after.ChunksPerSec)
+					if disturbed {
+						r.Notes = append(r.Notes, fmt.Sprintf("machine disturbed during attempt %d (limit %.2f before, %.2f after)", attempt, before.ChunksPerSec, after.ChunksPerSec))
+					}
+					before = after
+					if cfg.Repeats > 1 {
+						logf(cfg, "  (repeat %d of %d)", rp, cfg.Repeats)
+					}
+					logf(cfg, "  %-12s %6.1f docs/min %6.2f chunks/s (%.2f of limit)  failed %d timed out %d  healthz p99 %s (control %s)  TTFT p95 ingest %s idle %s  RSS %.0f MiB  load %.1f→%.1f%s",
+						strat, r.DocsPerMin, r.ChunksPerSec, r.RatioToLimit, r.DocsFailed, r.DocsTimedOut, fmtMs(r.Health.P99), fmtMs(r.Control.P99),
+						fmtMs(r.ChatIngest.P95), fmtMs(r.ChatIdle.P95), r.PeakRSSMiB, r.LoadAvg[0], r.LoadAvg[1], enrichSuffix(r))
+					if r.SLO != nil {
+						logf(cfg, "  %-12s %s", "", sloLine(r))
+					}
+					// Keep the attempt the machine disturbed least: the lower control p99 (the bare
+					// handler probed during the phase).
+					if best == nil || r.Control.P99 < best.Control.P99 {
+						if best != nil {
+							r.Notes = append(best.Notes, r.Notes...)
+						}
+						best = r
+					} else {
+						best.Notes = append(best.Notes, r.Notes...)
+					}
+					if !disturbed || !cfg.RetryDisturbed {
+						break
+					}
+					if attempt == 1 {
+						logf(cfg, "  (machine disturbed: running %s once more)", strat)
+					}
 				}
-				if !disturbed || !cfg.RetryDisturbed {
-					break
-				}
-				if attempt == 1 {
-					logf(cfg, "  (machine disturbed: running %s once more)", strat)
-				}
+				rep.Phases = append(rep.Phases, best)
 			}
-			rep.Phases = append(rep.Phases, best)
 		}
 		entry.summarize()
 		rep.Limits = append(rep.Limits, entry)
@@ -278,6 +285,8 @@ func run(ctx context.Context, cfg config, stdout io.Writer) (*report, error) {
 		}
 	}
 	if cfg.runs(phaseIngest) {
+		rep.PerRepeat = rep.Phases
+		rep.Phases = poolRepeats(rep.Phases)
 		rep.Goals = evaluateGoals(rep)
 		rep.Notes = reportNotes(rep)
 	}

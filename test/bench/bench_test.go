@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"io"
 	"os"
 	"path/filepath"
@@ -37,6 +38,7 @@ func TestBenchMiniature(t *testing.T) {
 	}
 	cfg := defaultConfig()
 	cfg.Docs, cfg.Scale = 3, 0.02
+	cfg.Repeats = 1                    // TestPoolRepeats covers pooling
 	cfg.Phases = []string{phaseIngest} // the scale phase has its own miniature
 	cfg.Parallel = []int{2}
 	cfg.SLO = false // TestBenchSLOMiniature
@@ -128,6 +130,7 @@ func TestBenchSLOMiniature(t *testing.T) {
 	}
 	cfg := defaultConfig()
 	cfg.Docs, cfg.Scale, cfg.EnrichDocs = 2, 0.02, 2
+	cfg.Repeats = 1
 	cfg.Parallel = []int{2}
 	cfg.Strategies, cfg.Enrich = nil, false
 	cfg.Phases = []string{phaseIngest} // no scale phase
@@ -244,5 +247,37 @@ func TestCPUSecondsOfThisProcess(t *testing.T) {
 	after := cpuSeconds(os.Getpid())
 	if after <= before || after-before > 5 {
 		t.Errorf("CPU seconds %v then %v around 150 ms of spinning (%d)", before, after, x)
+	}
+}
+
+// Repeats of a strategy pool into one result: percentiles over every repeat's samples, rates
+// as their mean, and each repeat's own figures kept for the spread.
+func TestPoolRepeats(t *testing.T) {
+	mk := func(cps float64, ingest, idle []float64) *phaseResult {
+		p := &phaseResult{NumParallel: 1, Strategy: stratOurs, Docs: 2, DocsReady: 2, ChunksPerSec: cps, PeakRSSMiB: cps * 10}
+		for i, ms := range ingest {
+			p.Timeline.Chat = append(p.Timeline.Chat, sample{T: float64(i), Ms: ms, Phase: "ingest"})
+		}
+		for i, ms := range idle {
+			p.Timeline.Chat = append(p.Timeline.Chat, sample{T: 100 + float64(i), Ms: ms, Phase: "idle"})
+		}
+		p.ChatIngest = summarize(p.Timeline.Chat, func(s sample) bool { return s.Phase == "ingest" })
+		p.ChatIdle = summarize(p.Timeline.Chat, func(s sample) bool { return s.Phase == "idle" })
+		return p
+	}
+	other := &phaseResult{NumParallel: 1, Strategy: stratSemaphore, ChunksPerSec: 1}
+	pooled := poolRepeats([]*phaseResult{mk(2, []float64{100, 200}, []float64{50}), other, mk(4, []float64{300, 400}, []float64{60})})
+	if len(pooled) != 2 || pooled[0].Strategy != stratOurs || pooled[1] != nil && pooled[1].Strategy != stratSemaphore {
+		t.Fatalf("pooled into %d results", len(pooled))
+	}
+	p := pooled[0]
+	if p.ChatIngest.N != 4 || p.ChatIdle.N != 2 || p.ChatIngest.Max != 400 || p.Docs != 4 || p.ChunksPerSec != 3 || p.PeakRSSMiB != 40 {
+		t.Errorf("pooled %+v", p)
+	}
+	if len(p.Repeats) != 2 || p.Repeats[0].ChunksPerSec != 2 || p.Repeats[1].ChatIngestP95 < 300 {
+		t.Errorf("repeats %+v", p.Repeats)
+	}
+	if got := spread(p, func(f repeatFigures) float64 { return f.ChunksPerSec }, func(v float64) string { return fmt.Sprint(v) }); got != "2–4" {
+		t.Errorf("spread %q", got)
 	}
 }

@@ -98,6 +98,8 @@ type config struct {
 	// RetryDisturbed runs a phase once more when the limit measured before and after it differ
 	// more than 2× (another tenant's work on a shared machine).
 	RetryDisturbed bool
+	// Repeats runs every phase this many times, interleaved, and pools them (repeat.go).
+	Repeats int
 	// MultiuserCache adds OLLAMA_MULTIUSER_CACHE=true (the guide's §1) to Ollama's settings.
 	MultiuserCache bool
 
@@ -137,6 +139,7 @@ func defaultConfig() config {
 		ClientTimeout:  60 * time.Second,
 		UploadWorkers:  4,
 		RetryDisturbed: true,
+		Repeats:        3,
 		Out:            "docs/benchmarks",
 		Name:           "bench",
 	}
@@ -185,6 +188,7 @@ func parseFlags(args []string, stderr io.Writer) (config, error) {
 	fs.DurationVar(&c.ClientTimeout, "client-timeout", c.ClientTimeout, "the baselines' per-call timeout (the Python app's 60 s)")
 	fs.IntVar(&c.UploadWorkers, "upload-workers", c.UploadWorkers, "concurrent uploads to the server")
 	fs.BoolVar(&c.MultiuserCache, "multiuser-cache", false, "add the guide's OLLAMA_MULTIUSER_CACHE=true (Ollama 0.24's llama.cpp runner then aborts on parallel tagging calls)")
+	fs.IntVar(&c.Repeats, "repeats", c.Repeats, "run every phase this many times (interleaved) and pool them: percentiles over all samples, each repeat's spread printed")
 	fs.BoolVar(&c.RetryDisturbed, "retry-disturbed", c.RetryDisturbed, "run a phase once more when the raw limit before and after it differ more than 2x (a shared machine)")
 	fs.StringVar(&c.Out, "out", c.Out, "directory for <name>.json, .md and .png (empty: write none)")
 	fs.StringVar(&c.Name, "name", c.Name, "file name stem of the results")
@@ -222,7 +226,7 @@ func parseFlags(args []string, stderr io.Writer) (config, error) {
 		}
 	}
 	c.EnrichDocs = min(c.EnrichDocs, c.Docs)
-	if c.Docs < 1 || c.EnrichDocs < 1 || c.Scale <= 0 || c.WordsPerPage < 10 || c.IdleChats < 1 || c.ScaleQuestions < 1 || c.LimitBatch < 1 || c.LimitChunks < 1 || c.UploadWorkers < 1 ||
+	if c.Docs < 1 || c.Repeats < 1 || c.EnrichDocs < 1 || c.Scale <= 0 || c.WordsPerPage < 10 || c.IdleChats < 1 || c.ScaleQuestions < 1 || c.LimitBatch < 1 || c.LimitChunks < 1 || c.UploadWorkers < 1 ||
 		c.HealthInterval <= 0 || c.ChatInterval <= 0 || c.SLOTight < 0 || c.SLOLoose <= 0 || c.LimitTime <= 0 || c.PhaseTimeout <= 0 || c.ClientTimeout <= 0 {
 		err = errors.New("-docs, -scale, -idle-chats, -scale-questions, -limit-batch, -limit-chunks, -upload-workers and the durations must be positive; -words-per-page at least 10")
 		fmt.Fprintln(stderr, err)

@@ -101,6 +101,11 @@ type phaseResult struct {
 	// SLO is the objective's outcome in the ours+slo-* phases.
 	SLO *sloResult `json:"slo,omitempty"`
 
+	// Repeats are each repeat's own figures (the rest of the result pools them; repeat.go).
+	Repeats []repeatFigures `json:"repeats,omitempty"`
+	// control is the control probe's samples, kept for pooling repeats.
+	control []sample
+
 	Notes    []string       `json:"notes,omitempty"`
 	Failures map[string]int `json:"failures,omitempty"`
 	// Timeline is written to bench.json separately (see writeResults), one compact line per phase.
@@ -185,7 +190,8 @@ func runPhase(ctx context.Context, cfg config, tg target, r *phaseResult, questi
 	hs, cs := health.snapshot(), chats.snapshot()
 	during := func(s sample) bool { return s.T <= ingestEnd }
 	r.Health = summarize(hs, during)
-	r.Control = summarize(control.snapshot(), during)
+	r.control = control.snapshot()
+	r.Control = summarize(r.control, during)
 	r.ChatIngest = summarize(cs, func(s sample) bool { return s.Phase == "ingest" })
 	r.ChatIdle = summarize(cs, func(s sample) bool { return s.Phase == "idle" })
 	if r.ChatIdle.P95 > 0 {

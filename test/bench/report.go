@@ -66,13 +66,29 @@ func evaluateGoals(r *report) []goal {
 			who := fmt.Sprintf("%s, NUM_PARALLEL %d", strat, np)
 			gs = append(gs, goal{Goal: "/healthz p99 during ingest (" + who + ")", Target: "< 20 ms",
 				Measured: fmtMs(p.Health.P99) + fmt.Sprintf(" (%d probes, %d failed)", p.Health.N, p.Health.Errors), Met: yes(p.Health.P99 < 20 && p.Health.Errors == 0)})
-			g := goal{Goal: "chat TTFT p95 during ingest vs idle (" + who + ")", Target: "≤ 1.3× idle",
-				Measured: fmt.Sprintf("%s vs %s = %s (%d + %d questions, %d failed)", fmtMs(p.ChatIngest.P95), fmtMs(p.ChatIdle.P95), fmtRatio(p.TTFTRatio),
-					p.ChatIngest.N, p.ChatIdle.N, p.ChatIngest.Errors+p.ChatIdle.Errors)}
+			limit := 1.3
+			if strat == stratEnrich {
+				limit = 1.5 // issue 14: with summaries and tags running
+			}
+			g := goal{Goal: "chat TTFT p95 during ingest vs idle (" + who + ")", Target: fmt.Sprintf("≤ %.1f× idle", limit),
+				Measured: fmt.Sprintf("%s vs %s = %s (%d + %d questions, %d failed)%s", fmtMs(p.ChatIngest.P95), fmtMs(p.ChatIdle.P95), fmtRatio(p.TTFTRatio),
+					p.ChatIngest.N, p.ChatIdle.N, p.ChatIngest.Errors+p.ChatIdle.Errors, spreadNote(p))}
 			if p.TTFTRatio > 0 {
-				g.Met = yes(p.TTFTRatio <= 1.3 && p.ChatIngest.Errors == 0)
+				g.Met = yes(p.TTFTRatio <= limit && p.ChatIngest.Errors == 0)
 			}
 			gs = append(gs, g)
+			if best := bestIdle(r, np); best != nil && best != p && p.ChatIdle.P95 > 0 {
+				gs = append(gs, goal{Goal: "chat TTFT p95 idle vs the best idle of any strategy (" + who + ")", Target: "≤ 1.1×",
+					Measured: fmt.Sprintf("%s vs %s (%s) = %s; during ingest %s = %s of that best idle", fmtMs(p.ChatIdle.P95), fmtMs(best.ChatIdle.P95), best.Strategy,
+						fmtRatio(p.ChatIdle.P95/best.ChatIdle.P95), fmtMs(p.ChatIngest.P95), fmtRatio(p.ChatIngest.P95/best.ChatIdle.P95)),
+					Met: yes(p.ChatIdle.P95 <= 1.1*best.ChatIdle.P95)})
+			}
+			gs = append(gs, goal{Goal: "questions per phase (" + who + ")", Target: "≥ 30 during ingest and ≥ 30 idle",
+				Measured: fmt.Sprintf("%d during ingest, %d idle, over %d repeats", p.ChatIngest.N, p.ChatIdle.N, max(1, len(p.Repeats))),
+				Met:      yes(p.ChatIngest.N >= 30 && p.ChatIdle.N >= 30)})
+			gs = append(gs, goal{Goal: "peak RSS (" + who + ")", Target: "≤ 200 MiB",
+				Measured: fmt.Sprintf("%.0f MiB (idle %.0f MiB; init step %.0f MiB, its own container)", p.PeakRSSMiB, p.IdleRSSMiB, p.InitPeakRSSMiB),
+				Met:      yes(p.PeakRSSMiB > 0 && p.PeakRSSMiB <= 200)})
 			gs = append(gs, goal{Goal: "failed or timed-out documents (" + who + ")", Target: "0",
 				Measured: fmt.Sprintf("%d failed, %d timed out of %d", p.DocsFailed, p.DocsTimedOut, p.Docs), Met: yes(p.DocsFailed+p.DocsTimedOut == 0)})
 		}
@@ -82,9 +98,28 @@ func evaluateGoals(r *report) []goal {
 				Measured: fmt.Sprintf("%.2f chunks/s of %.2f = %.2f", ours.ChunksPerSec, ours.LimitChunksPerSec, ours.RatioToLimit), Met: yes(ours.RatioToLimit >= 0.85)})
 		}
 		if ours != nil && sem != nil {
-			gs = append(gs, goal{Goal: fmt.Sprintf("ours vs semaphore-4 (NUM_PARALLEL %d)", np), Target: "never below (chunks/s)",
-				Measured: fmt.Sprintf("%.2f vs %.2f chunks/s = %s", ours.ChunksPerSec, sem.ChunksPerSec, fmtRatio(ours.ChunksPerSec/sem.ChunksPerSec)),
-				Met:      yes(ours.ChunksPerSec >= sem.ChunksPerSec)})
+			met := ours.ChunksPerSec >= sem.ChunksPerSec
+			var per []string
+			for i := range min(len(ours.Repeats), len(sem.Repeats)) {
+				o, s := ours.Repeats[i].ChunksPerSec, sem.Repeats[i].ChunksPerSec
+				per = append(per, fmtRatio(o/s))
+				met = met && o >= s
+			}
+			m := fmt.Sprintf("%.2f vs %.2f chunks/s = %s", ours.ChunksPerSec, sem.ChunksPerSec, fmtRatio(ours.ChunksPerSec/sem.ChunksPerSec))
+			if len(per) > 1 {
+				m += "; per repeat " + strings.Join(per, ", ")
+			}
+			gs = append(gs, goal{Goal: fmt.Sprintf("ours vs semaphore-4 (NUM_PARALLEL %d)", np), Target: "never below (chunks/s), in any repeat",
+				Measured: m, Met: yes(met)})
+		}
+		if e := r.phase(np, stratEnrich); e != nil && e.LimitChunksPerSec > 0 {
+			// 17.4–17.6 enriched docs/min was measured with the limit at 29.2–30.0 chunks/s; the
+			// machine's speed varies by 3× between runs, so the rate is compared per unit of limit.
+			const before = 17.5 / 29.6
+			norm := e.EnrichDocsPerMin / e.LimitChunksPerSec
+			gs = append(gs, goal{Goal: fmt.Sprintf("enrichment not starved (ours+enrich, NUM_PARALLEL %d)", np), Target: "≥ 0.8× the 17.4–17.6 docs/min of the run before (per unit of the raw limit)",
+				Measured: fmt.Sprintf("%.1f enriched docs/min at a limit of %.1f chunks/s = %.2f× (before: 17.5 at 29.6)", e.EnrichDocsPerMin, e.LimitChunksPerSec, norm/before),
+				Met:      yes(norm >= 0.8*before)})
 		}
 	}
 	e1, e4 := r.phase(1, stratEnrich), r.phase(4, stratEnrich)
@@ -219,6 +254,15 @@ func markdown(r *report, png string) string {
 		}
 		if p.InitSeconds > 0 {
 			fmt.Fprintf(&b, "; init step pdf-engine-compile %.1f s, peak RSS %.0f MiB", p.InitSeconds, p.InitPeakRSSMiB)
+		}
+		if len(p.Repeats) > 1 {
+			var cps, ing, idle []string
+			for _, f := range p.Repeats {
+				cps = append(cps, fmt.Sprintf("%.2f", f.ChunksPerSec))
+				ing = append(ing, fmtMs(f.ChatIngestP95))
+				idle = append(idle, fmtMs(f.ChatIdleP95))
+			}
+			fmt.Fprintf(&b, "; per repeat: chunks/s %s, chat TTFT p95 during ingest %s, idle %s", strings.Join(cps, " / "), strings.Join(ing, " / "), strings.Join(idle, " / "))
 		}
 		if p.EmbedCallTimeouts > 0 || p.EmbedCallErrors > 0 {
 			fmt.Fprintf(&b, "; embed calls failed %d (%d timed out)", p.EmbedCallErrors, p.EmbedCallTimeouts)
@@ -415,4 +459,25 @@ func fmtRSS(p *phaseResult) string {
 		return fmt.Sprintf("%.0f MiB (%.0f)", p.PeakRSSMiB, p.IdleRSSMiB)
 	}
 	return fmt.Sprintf("%.0f MiB", p.PeakRSSMiB)
+}
+
+// bestIdle is the phase with the lowest idle chat TTFT p95 on np.
+func bestIdle(r *report, np int) *phaseResult {
+	var best *phaseResult
+	for _, p := range r.Phases {
+		if p.NumParallel == np && p.ChatIdle.P95 > 0 && (best == nil || p.ChatIdle.P95 < best.ChatIdle.P95) {
+			best = p
+		}
+	}
+	return best
+}
+
+// spreadNote is the TTFT p95s' spread over the repeats, for a goal's measured text.
+func spreadNote(p *phaseResult) string {
+	ing := spread(p, func(f repeatFigures) float64 { return f.ChatIngestP95 }, fmtMs)
+	idle := spread(p, func(f repeatFigures) float64 { return f.ChatIdleP95 }, fmtMs)
+	if ing == "" {
+		return ""
+	}
+	return fmt.Sprintf("; p95 per repeat %s during ingest, %s idle", ing, idle)
 }

@@ -213,6 +213,9 @@ func run(ctx context.Context, cfg config, stdout io.Writer) (*report, error) {
 		}
 		for rp := 1; rp <= cfg.Repeats; rp++ {
 			for i, strat := range phases {
+				if rp > 1 && r0SLO(strat) {
+					continue // the objective's phases show the throttle's course; once is enough
+				}
 				docs := c.Docs
 				if enriching(strat) {
 					docs = c.Docs[:cfg.EnrichDocs]
@@ -355,7 +358,7 @@ func runStrategy(ctx context.Context, cfg config, strat string, np int, bin, dir
 			scfg.SLO = serverconfig.SLO{ChatTTFTP95: r.SLO.target().String()}
 		}
 		var extra []string
-		if enrich && cfg.PreemptBackground > 0 {
+		if enrich && cfg.PreemptBackground >= 0 {
 			extra = append(extra, fmt.Sprintf("--preempt-background=%d", cfg.PreemptBackground))
 			r.Notes = append(r.Notes, fmt.Sprintf("--preempt-background=%d: answers cut running summaries and tags", cfg.PreemptBackground))
 		}
@@ -498,3 +501,6 @@ func stats(c *corpus) corpusStats {
 	}
 	return s
 }
+
+// r0SLO says whether a strategy is one of the objective's phases, run in the first repeat only.
+func r0SLO(strat string) bool { return strat == stratSLOTight || strat == stratSLOLoose }

@@ -177,7 +177,7 @@ func parseFlags(args []string, stderr io.Writer) (config, error) {
 	fs.BoolVar(&c.SLO, "slo", c.SLO, "also run ours+enrich with a tight and a loose chat TTFT objective per NUM_PARALLEL (the background throttle)")
 	fs.DurationVar(&c.SLOTight, "slo-tight", c.SLOTight, "the tight chat TTFT p95 target (0: 1.2x the idle p95 ours+enrich measured just before, else 1s)")
 	fs.DurationVar(&c.SLOLoose, "slo-loose", c.SLOLoose, "the loose chat TTFT p95 target")
-	fs.IntVar(&c.PreemptBackground, "preempt-background", 0, "the rag-server's --preempt-background in the phases with summaries (answers cut running summaries and tags)")
+	fs.IntVar(&c.PreemptBackground, "preempt-background", -1, "the rag-server's --preempt-background in the phases with summaries (answers cut running summaries and tags, at most N times each; -1: the server's default, 2)")
 	fs.DurationVar(&c.HealthInterval, "health-interval", c.HealthInterval, "health probe interval")
 	fs.DurationVar(&c.ChatInterval, "chat-interval", c.ChatInterval, "chat question interval during ingest")
 	fs.IntVar(&c.IdleChats, "idle-chats", c.IdleChats, "chat questions asked idle, after each ingest")

@@ -34,7 +34,7 @@ var ErrTimeout = errors.New("chat: answer timed out")
 const NoContextAnswer = "I could not find anything in the knowledge base that answers this question."
 
 // DefaultSystemPrompt is used when Config.SystemPrompt is empty; CitationRules follow it.
-const DefaultSystemPrompt = "Answer concisely, in the language of the question."
+const DefaultSystemPrompt = "Answer concisely in the language of the question."
 
 // Config is what the Answerer needs from the server config (see FromServerConfig).
 type Config struct {

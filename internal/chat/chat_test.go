@@ -272,7 +272,7 @@ func TestNewRefusesBadConfig(t *testing.T) {
 		{"system prompt over its allowance", func(c *Config) { c.SystemPrompt = strings.Repeat("rule ", 400) }, "tokens.system allows 500"},
 		{"no window", func(c *Config) { c.Tokens.NumCtx = 0 }, "numCtx"},
 		{"no room for a question", func(c *Config) {
-			c.Tokens = serverconfig.Tokens{Context: 7521, History: 0, System: 79, Response: 592, NumCtx: 8192}
+			c.Tokens = serverconfig.Tokens{Context: 7535, History: 0, System: 65, Response: 592, NumCtx: 8192}
 		}, "no room left for a question"},
 		{"no model", func(c *Config) { c.ChatModel = "" }, "models must be named"},
 		{"no timeout", func(c *Config) { c.RagTimeout = 0 }, "ragTimeout"},

@@ -11,9 +11,8 @@ import (
 
 // CitationRules is appended to every system prompt: the model is told the one citation form
 // ParseCitations reads back, so citations can be checked against what was retrieved.
-const CitationRules = `Use only the numbered sources in the user's message. ` +
-	`Cite each statement's source number in square brackets, e.g. [1] or [1][3]. ` +
-	`If the sources do not contain the answer, say you do not know.`
+const CitationRules = `Use only the numbered sources, citing each statement's source number in brackets, e.g. [1][3]. ` +
+	`If they lack the answer, say you do not know.`
 
 // TruncationMark ends a source that was cut at a sentence boundary to fit the budget, so the
 // model (and a reader of the prompt) sees that text is missing.
@@ -87,8 +86,6 @@ func BuildPrompt(system string, history []llm.Message, question string, sources 
 	return msgs, used, report
 }
 
-// sourcesHeader opens the sources block.
-const sourcesHeader = "Sources:"
 
 // sourceBlock renders one numbered source: a heading with the number the model cites (see
 // numbered.go: expanded to the full id in the answer) and where it comes from, then its text.
@@ -134,7 +131,7 @@ func fitSources(sources []Source, limit int) (string, []Source) {
 	var blocks []string
 	var used []Source
 	render := func(extra string) string {
-		return sourcesHeader + "\n\n" + strings.Join(append(blocks[:len(blocks):len(blocks)], extra), "\n\n")
+		return strings.Join(append(blocks[:len(blocks):len(blocks)], extra), "\n\n")
 	}
 	for _, s := range sources {
 		n := len(used) + 1
@@ -157,7 +154,7 @@ func fitSources(sources []Source, limit int) (string, []Source) {
 	if len(used) == 0 {
 		return "", nil
 	}
-	return sourcesHeader + "\n\n" + strings.Join(blocks, "\n\n"), used
+	return strings.Join(blocks, "\n\n"), used
 }
 
 // cutAtSentence returns the longest prefix of text ending at a sentence boundary for which fits

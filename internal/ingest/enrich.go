@@ -20,7 +20,9 @@ import (
 // from the document's tags: tags grant access, and a model must not grant it.
 
 const (
-	summaryTokens = 256
+	// summaryTokens caps a summary: three sentences are 60–100 tokens; a model that rambles
+	// past that holds the chat model's slot (and a question behind it) for nothing.
+	summaryTokens = 160
 	tagTokens     = 64
 	maxAutoTags   = 8
 )

@@ -233,8 +233,13 @@ func parseFlags(args []string, stderr io.Writer) (config, error) {
 		return c, err
 	}
 	c.Command = "go run ./test/bench"
-	for _, a := range args {
-		if a != "-v" && a != "--v" && a != "-v=true" { // logging only: not part of the result
+	for i := 0; i < len(args); i++ {
+		switch a := args[i]; {
+		case a == "-v" || a == "--v" || a == "-v=true": // logging only: not part of the result
+		case a == "-server-bin" || a == "--server-bin": // a prebuilt binary of the same code
+			i++
+		case strings.HasPrefix(a, "-server-bin=") || strings.HasPrefix(a, "--server-bin="):
+		default:
 			c.Command += " " + a
 		}
 	}

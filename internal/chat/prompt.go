@@ -86,7 +86,6 @@ func BuildPrompt(system string, history []llm.Message, question string, sources 
 	return msgs, used, report
 }
 
-
 // sourceBlock renders one numbered source: a heading with the number the model cites (see
 // numbered.go: expanded to the full id in the answer) and where it comes from, then its text.
 func sourceBlock(n int, s Source, text string) string {

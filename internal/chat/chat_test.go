@@ -55,7 +55,7 @@ func TestAnswerStreamsAndCitesRetrievedChunksOnly(t *testing.T) {
 		}
 	}
 	user := req.Messages[len(req.Messages)-1].Content
-	if !strings.Contains(user, "[1] Employee handbook.pdf") || strings.Contains(user, "hr1") || strings.Contains(user, "eng1") || !strings.HasSuffix(user, "Question: "+vacationQ) {
+	if !strings.Contains(user, "Employee handbook.pdf\n[1] (page 1) ") || strings.Contains(user, "hr1") || strings.Contains(user, "eng1") || !strings.HasSuffix(user, "Question: "+vacationQ) {
 		t.Errorf("user message:\n%s", user)
 	}
 }

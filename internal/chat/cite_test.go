@@ -113,3 +113,24 @@ func TestNumberedCitationsExpand(t *testing.T) {
 		t.Errorf("expanded citations parse as %v", refs)
 	}
 }
+
+// Text in brackets that cannot be a citation is not held back: the stream goes on at once.
+func TestNumberedStreamHoldsOnlyCandidates(t *testing.T) {
+	var out []string
+	s := &numberedStream{used: []Source{{DocumentID: "d", ChunkIndex: 0}}, out: func(p string) error { out = append(out, p); return nil }}
+	s.write("see [the")
+	if strings.Join(out, "") != "see [the" {
+		t.Errorf("streamed %q: a bracket holding a letter was held back", out)
+	}
+	s.write(" [1")
+	if strings.Join(out, "") != "see [the " {
+		t.Errorf("streamed %q: a possible citation must wait for its bracket to close", out)
+	}
+	s.write("].")
+	if got := strings.Join(out, ""); got != "see [the [d:0]." {
+		t.Errorf("streamed %q", got)
+	}
+	if got := expandNumbered("[+1] [1\u00a0] [ 1 ]", []Source{{DocumentID: "d"}}); got != "[+1] [1\u00a0] [d:0]" {
+		t.Errorf("only digits and ASCII spaces make a number: %q", got)
+	}
+}

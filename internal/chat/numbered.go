@@ -14,6 +14,15 @@ import (
 // maxBracket bounds how long a bracketed run is held back while streaming, as bracketRe does.
 const maxBracket = 512
 
+// asciiSpace may surround a number in a citation ("[1, 3]").
+const asciiSpace = " \t\r\v\f"
+
+// inNumbered reports whether c can be inside a run of source numbers: anything else means the
+// bracket is text, and the stream need not hold it back.
+func inNumbered(c byte) bool {
+	return c >= '0' && c <= '9' || c == ',' || c == ';' || strings.IndexByte(asciiSpace, c) >= 0
+}
+
 // expandNumbered rewrites each bracketed run whose items are all source numbers in range
 // ([2], [1, 3], [1; 2]) into full citations ([id][id]); anything else is left as written.
 func expandNumbered(text string, used []Source) string {
@@ -36,7 +45,11 @@ func expandBracket(inner string, used []Source) (string, bool) {
 	}
 	var b strings.Builder
 	for _, it := range items {
-		n, err := strconv.Atoi(strings.TrimSpace(it))
+		it = strings.Trim(it, asciiSpace)
+		if it == "" || strings.Trim(it, "0123456789") != "" {
+			return "", false
+		}
+		n, err := strconv.Atoi(it)
 		if err != nil || n < 1 || n > len(used) {
 			return "", false
 		}
@@ -46,8 +59,8 @@ func expandBracket(inner string, used []Source) (string, bool) {
 }
 
 // numberedStream expands source numbers in a streamed answer: text outside brackets passes at
-// once; a bracketed run is held until it closes (or cannot be one: a new line, a second '[', or
-// maxBracket bytes), then passed expanded or as written. The concatenated output equals
+// once; a bracketed run is held until it closes, or until a byte shows it cannot be a run of
+// numbers (a letter, a new line, a second '['), then passed expanded or as written. The concatenated output equals
 // expandNumbered of the concatenated input.
 type numberedStream struct {
 	used []Source
@@ -71,7 +84,7 @@ func (s *numberedStream) write(tok string) error {
 			s.held.WriteByte(c)
 			b.WriteString(expandNumbered(s.held.String(), s.used))
 			s.held.Reset()
-		case c == '\n' || s.held.Len() >= maxBracket+1:
+		case !inNumbered(c) || s.held.Len() >= maxBracket+1:
 			b.WriteString(s.held.String())
 			s.held.Reset()
 			b.WriteByte(c)

@@ -86,25 +86,51 @@ func BuildPrompt(system string, history []llm.Message, question string, sources 
 	return msgs, used, report
 }
 
-// sourceBlock renders one numbered source: a heading with the number the model cites (see
-// numbered.go: expanded to the full id in the answer) and where it comes from, then its text.
+// sourceBlock renders one numbered source: the number the model cites (see numbered.go:
+// expanded to the full id in the answer), where in the document it is, then its text.
 func sourceBlock(n int, s Source, text string) string {
 	var b strings.Builder
 	b.WriteString("[")
 	b.WriteString(strconv.Itoa(n))
 	b.WriteString("] ")
-	b.WriteString(oneLine(s.Name))
+	var where []string
 	if s.Page > 0 {
-		b.WriteString(", page ")
-		b.WriteString(strconv.Itoa(s.Page))
+		where = append(where, "page "+strconv.Itoa(s.Page))
 	}
 	if s.Section != "" {
-		b.WriteString(", section ")
-		b.WriteString(strconv.Quote(oneLine(s.Section)))
+		where = append(where, "section "+strconv.Quote(oneLine(s.Section)))
 	}
-	b.WriteString("\n")
+	if len(where) > 0 {
+		b.WriteString("(" + strings.Join(where, ", ") + ") ")
+	}
 	b.WriteString(strings.TrimSpace(text))
 	return b.String()
+}
+
+// renderSources lays the sources out by document, documents in the order of their best source:
+// the document's name once, then its sources, each under its rank's number. A name repeated for
+// every source of a document cost ~15 prompt tokens each time on the test model's vocabulary.
+func renderSources(used []Source) string {
+	type group struct {
+		name   string
+		blocks []string
+	}
+	var order []*group
+	byDoc := map[string]*group{}
+	for i, s := range used {
+		g := byDoc[s.DocumentID]
+		if g == nil {
+			g = &group{name: oneLine(s.Name)}
+			byDoc[s.DocumentID] = g
+			order = append(order, g)
+		}
+		g.blocks = append(g.blocks, sourceBlock(i+1, s, s.Text))
+	}
+	parts := make([]string, len(order))
+	for i, g := range order {
+		parts[i] = g.name + "\n" + strings.Join(g.blocks, "\n")
+	}
+	return strings.Join(parts, "\n\n")
 }
 
 // oneLine keeps document metadata on the heading's line and out of the citation syntax: a file
@@ -127,25 +153,23 @@ func oneLine(s string) string {
 // fitSources renders the sources block within limit tokens (see BuildPrompt for the rule). The
 // whole block is recounted at each step, so the decision matches the count reported.
 func fitSources(sources []Source, limit int) (string, []Source) {
-	var blocks []string
 	var used []Source
-	render := func(extra string) string {
-		return strings.Join(append(blocks[:len(blocks):len(blocks)], extra), "\n\n")
+	fits := func(c Source) bool {
+		return chunk.CountTokens(renderSources(append(used[:len(used):len(used)], c))) <= limit
 	}
 	for _, s := range sources {
-		n := len(used) + 1
-		if blk := sourceBlock(n, s, s.Text); chunk.CountTokens(render(blk)) <= limit {
-			blocks = append(blocks, blk)
+		if fits(s) {
 			used = append(used, s)
 			continue
 		}
 		cut, ok := cutAtSentence(s.Text, func(prefix string) bool {
-			return chunk.CountTokens(render(sourceBlock(n, s, prefix+" "+TruncationMark))) <= limit
+			c := s
+			c.Text = prefix + " " + TruncationMark
+			return fits(c)
 		})
 		if ok {
 			s.Text = cut + " " + TruncationMark
 			s.Truncated = true
-			blocks = append(blocks, sourceBlock(n, s, s.Text))
 			used = append(used, s)
 		}
 		break
@@ -153,7 +177,7 @@ func fitSources(sources []Source, limit int) (string, []Source) {
 	if len(used) == 0 {
 		return "", nil
 	}
-	return strings.Join(blocks, "\n\n"), used
+	return renderSources(used), used
 }
 
 // cutAtSentence returns the longest prefix of text ending at a sentence boundary for which fits

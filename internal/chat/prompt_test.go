@@ -103,7 +103,7 @@ func TestBuildPromptGolden(t *testing.T) {
 
 func TestBuildPromptDoesNotModifyInputs(t *testing.T) {
 	src := append([]Source(nil), goldenSources...)
-	b := Budget{System: 100, History: 40, Context: 95, Response: 64, NumCtx: 512}
+	b := Budget{System: 100, History: 40, Context: 85, Response: 64, NumCtx: 512}
 	_, used, _ := BuildPrompt("x", nil, "q", src, b)
 	if len(used) == 0 || !used[len(used)-1].Truncated {
 		t.Fatalf("expected a cut source, used %+v", used)

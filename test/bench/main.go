@@ -131,7 +131,7 @@ func defaultConfig() config {
 		SLOLoose:       30 * time.Second,
 		HealthInterval: 100 * time.Millisecond,
 		ChatInterval:   2 * time.Second,
-		IdleChats:      6,
+		IdleChats:      10, // × 3 repeats: ≥ 30 idle questions per phase
 		LimitChunks:    128,
 		LimitTime:      2 * time.Minute,
 		LimitBatch:     64,

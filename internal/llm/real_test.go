@@ -26,7 +26,7 @@ func TestRealOllama(t *testing.T) {
 	}
 	reg := prometheus.NewRegistry()
 	const batch = 16
-	c := New(Options{BaseURL: srv.URL, NumParallel: 2, BackgroundMax: 1, EmbedBatchSize: batch,
+	c := New(Options{BaseURL: srv.URL, NumParallel: 2, BackgroundMax: 1, EmbedBatchSize: batch, BackgroundCallTarget: -1, // batches by count here; the pace has its own tests
 		EmbedDimension: ollamatest.EmbedDim, KeepAlive: -1, Metrics: reg})
 
 	t.Run("ping", func(t *testing.T) {

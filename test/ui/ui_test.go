@@ -187,9 +187,18 @@ func TestUI(t *testing.T) {
 	p.shot("duplicate-links-to-existing")
 
 	// Ask: the answer streams; a source chip opens the right chunk beside it.
-	p.ask(hrText)
-	if n := eval[int](p, `window.__streamed`); n < 2 {
-		t.Errorf("the answer rendered %d times while streaming; want it token by token", n)
+	// The test model's answer is three words, generated within a millisecond: on a loaded
+	// machine they can reach the page in one network read and render once. A stream that works
+	// renders in pieces in at least one of three answers; a buffered one never does.
+	streamed := 0
+	for range 3 {
+		p.ask(hrText)
+		if streamed = eval[int](p, `window.__streamed`); streamed >= 2 {
+			break
+		}
+	}
+	if streamed < 2 {
+		t.Errorf("the answer rendered %d times while streaming, in each of three answers; want it token by token", streamed)
 	}
 	p.do("open source 1", chromedp.Click(chromedp.CSS(".sources button.cite")))
 	p.waitJS("chunk shown", `document.querySelector('#chunk-text')?.textContent === `+js(hrText), 20*time.Second)

@@ -47,6 +47,9 @@ type options struct {
 	storeLease time.Duration
 	// preemptBackground > 0 lets an answer cut running summaries and tags (llm.SetPreemption).
 	preemptBackground int
+	// questionWindow: how long after a question background chat stays one call at a time
+	// (llm.Options.QuestionWindow); 0 turns that off.
+	questionWindow time.Duration
 }
 
 // app is the assembled server; newApp builds it, serve runs it until ctx ends.
@@ -105,6 +108,10 @@ func newApp(ctx context.Context, cfg serverconfig.Config, opts options, log *slo
 		return a, err
 	}
 	lopts.Metrics = reg
+	lopts.QuestionWindow = opts.questionWindow
+	if opts.questionWindow == 0 {
+		lopts.QuestionWindow = -1 // off; llm's zero value means its default
+	}
 	a.llm = llm.NewPool(llm.PoolOptions{Options: lopts, URLs: cfg.Ollama.URLs, Warm: warmModels(cfg), Logger: log})
 	a.llm.SetPreemption(opts.preemptBackground)
 

@@ -56,7 +56,8 @@ func run(ctx context.Context, args []string, stderr io.Writer) int {
 	fs.DurationVar(&o.shutdownTimeout, "shutdown-timeout", 30*time.Second, "how long SIGTERM waits for requests in flight")
 	fs.DurationVar(&o.probeInterval, "probe-interval", 5*time.Second, "how often /readyz's dependency probes run")
 	fs.DurationVar(&o.sloProbeInterval, "slo-probe-interval", time.Second, "how often the server probes its own /healthz for the latency objective (rag_slo_healthz_p99_seconds)")
-	fs.IntVar(&o.preemptBackground, "preempt-background", 2, "cut a running summary or tag call when a question arrives and run it again after the answer's first token, at most this many times per call; 0 turns it off (docs/rag-server.md)")
+	fs.IntVar(&o.preemptBackground, "preempt-background", 8, "cut a running summary or tag step when a question arrives and run it again after the answer's first token, at most this many times per step; 0 turns it off (docs/rag-server.md)")
+	fs.DurationVar(&o.questionWindow, "question-window", 30*time.Second, "while questions are asked (one waits for its first token, or the last was answered less than this long ago), summaries and tags run one at a time per Ollama server; 0 turns it off (docs/rag-server.md)")
 	fs.IntVar(&o.answerCacheSize, "answer-cache-size", 0, "answers kept in the exact-question answer cache, emptied whenever the knowledge base changes; 0 turns it off")
 	fs.DurationVar(&o.storeLease, "store-lease", 30*time.Second, "with database.driver postgres: how long a document claimed by a replica that died waits before another replica takes it")
 	logLevel := fs.String("log-level", "info", "debug, info, warn or error")
@@ -96,8 +97,8 @@ func run(ctx context.Context, args []string, stderr io.Writer) int {
 		fmt.Fprintln(stderr, "--store-lease must be at least 1s (it is renewed every third)")
 		return 2
 	}
-	if o.answerCacheSize < 0 || o.preemptBackground < 0 {
-		fmt.Fprintln(stderr, "--answer-cache-size and --preempt-background must be 0 (off) or more")
+	if o.answerCacheSize < 0 || o.preemptBackground < 0 || o.questionWindow < 0 {
+		fmt.Fprintln(stderr, "--answer-cache-size, --preempt-background and --question-window must be 0 (off) or more")
 		return 2
 	}
 

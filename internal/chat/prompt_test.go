@@ -69,9 +69,9 @@ func TestBuildPromptGolden(t *testing.T) {
 		// A small window: the third source is cut after its first sentence, the fourth dropped,
 		// and of the two history turns only the newest fits.
 		{name: "tight", system: "Be brief.", history: history, question: "Do unused days expire?",
-			sources: goldenSources, budget: Budget{System: 100, History: 40, Context: 95, Response: 64, NumCtx: 512}},
+			sources: goldenSources, budget: Budget{System: 100, History: 40, Context: 75, Response: 64, NumCtx: 512}},
 		{name: "question_too_long", system: "Be brief.", question: words("why", 400),
-			sources: goldenSources, budget: Budget{System: 100, History: 40, Context: 95, Response: 64, NumCtx: 512}},
+			sources: goldenSources, budget: Budget{System: 100, History: 40, Context: 75, Response: 64, NumCtx: 512}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			msgs, used, rep := BuildPrompt(tc.system, tc.history, tc.question, tc.sources, tc.budget)
@@ -103,7 +103,7 @@ func TestBuildPromptGolden(t *testing.T) {
 
 func TestBuildPromptDoesNotModifyInputs(t *testing.T) {
 	src := append([]Source(nil), goldenSources...)
-	b := Budget{System: 100, History: 40, Context: 85, Response: 64, NumCtx: 512}
+	b := Budget{System: 100, History: 40, Context: 75, Response: 64, NumCtx: 512}
 	_, used, _ := BuildPrompt("x", nil, "q", src, b)
 	if len(used) == 0 || !used[len(used)-1].Truncated {
 		t.Fatalf("expected a cut source, used %+v", used)
@@ -111,6 +111,26 @@ func TestBuildPromptDoesNotModifyInputs(t *testing.T) {
 	for i := range src {
 		if src[i] != goldenSources[i] {
 			t.Fatalf("source %d modified: %+v", i, src[i])
+		}
+	}
+}
+
+func TestDocTitle(t *testing.T) {
+	for name, want := range map[string]string{
+		"Employee handbook.pdf": "Employee handbook",
+		"report-0007.txt":       "report-0007",
+		"Guide.MD":              "Guide",
+		"page.htm":              "page",
+		"hr/leave policy.docx":  "hr/leave policy",
+		"notes.v2":              "notes.v2",       // not a type's extension
+		"archive.tar.gz":        "archive.tar.gz", // nor this
+		"README":                "README",
+		".pdf":                  ".pdf", // nothing would be left
+		"hr/.md":                "hr/.md",
+		"FAQ [draft]\nv2.md":    "FAQ (draft) v2", // one line, no citation brackets
+	} {
+		if got := docTitle(name); got != want {
+			t.Errorf("docTitle(%q) = %q, want %q", name, got, want)
 		}
 	}
 }

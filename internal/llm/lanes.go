@@ -23,8 +23,11 @@ import (
 //     background call is admitted, even to a free slot: Ollama's models share one GPU (or the
 //     CPU), so a background batch started now would slow the user's prefill. Background is
 //     slowed, never stopped: a hold lapses after maxYield (a stuck answer), and while holds
-//     overlap without a break, one background call is let through every maxYield. Calls
-//     already running are never interrupted.
+//     overlap without a break, one background call is let through every maxYield (not on the
+//     chat pool while background chat calls can be cut: see noPass). Calls already running
+//     are not interrupted here (preempt.go cuts background chat calls);
+//   - while questions are being asked (a hold is active or ended less than askedWindow ago),
+//     at most one background call is in flight (see Options.QuestionWindow).
 //
 // Holding a slot means a request is in flight at Ollama. Ollama itself queues without limit for
 // an already loaded model, so this gate, not Ollama, is where back-pressure and priority live.
@@ -35,8 +38,16 @@ type gate struct {
 	maxQueue [2]int // most waiters a lane may have
 	maxYield time.Duration
 
-	mu    sync.Mutex
-	holds int // active holds: background admissions pause while > 0
+	mu sync.Mutex
+	// noPass: holds let no background call through (set while background calls can be cut:
+	// a call let through a hold would run beside the very prefill the hold protects).
+	noPass bool
+	// askedWindow: for this long after a hold ends (people are asking questions), at most one
+	// background call runs (see Options.QuestionWindow); 0: off. askedUntil is when it lapses.
+	askedWindow time.Duration
+	askedUntil  time.Time
+	askedTimer  *time.Timer
+	holds       int // active holds: background admissions pause while > 0
 	// pass lets one background call through a hold; yieldTimer grants it after maxYield of
 	// uninterrupted holds.
 	pass       bool
@@ -170,6 +181,9 @@ func (g *gate) admissibleLocked(lane Lane) bool {
 	if lane == Interactive {
 		return true
 	}
+	if g.askedLocked() && g.inFlight[Background] >= 1 {
+		return false
+	}
 	return g.queue[Interactive].Len() == 0 && (g.holds == 0 || g.pass) && g.throttleAllowsLocked()
 }
 
@@ -189,6 +203,7 @@ func (g *gate) hold() func() {
 		once.Do(func() {
 			g.mu.Lock()
 			g.holds--
+			g.markAskedLocked()
 			if g.holds == 0 {
 				g.pass = false
 				if g.yieldTimer != nil {
@@ -239,11 +254,53 @@ func (g *gate) armYieldLocked() {
 func (g *gate) yieldPass() {
 	g.mu.Lock()
 	defer g.mu.Unlock()
-	if g.holds > 0 {
+	if g.holds > 0 && !g.noPass {
 		g.pass = true
 		g.dispatchLocked()
 		g.publishLocked()
 	}
+}
+
+// askedLocked reports whether questions are being asked: a hold is active or ended less than
+// askedWindow ago.
+func (g *gate) askedLocked() bool {
+	return g.askedWindow > 0 && (g.holds > 0 || time.Now().Before(g.askedUntil))
+}
+
+// markAskedLocked starts the askedWindow after a hold's end; when it lapses without another
+// question, the background calls it kept waiting are admitted.
+func (g *gate) markAskedLocked() {
+	if g.askedWindow <= 0 {
+		return
+	}
+	g.askedUntil = time.Now().Add(g.askedWindow)
+	if g.askedTimer == nil {
+		g.askedTimer = time.AfterFunc(g.askedWindow, func() {
+			g.mu.Lock()
+			defer g.mu.Unlock()
+			g.dispatchLocked()
+			g.publishLocked()
+		})
+		return
+	}
+	g.askedTimer.Reset(g.askedWindow)
+}
+
+// setPasses turns the yield pass on or off (see noPass).
+func (g *gate) setPasses(on bool) {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	g.noPass = !on
+	if !on {
+		g.pass = false
+	}
+}
+
+// held reports whether a hold pauses background admissions now.
+func (g *gate) held() bool {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	return g.holds > 0 && !g.pass
 }
 
 // useAdmission records that a background call was admitted: a pass is spent, and the next one

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"testing"
+	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 )
@@ -192,5 +193,85 @@ func TestGateUnknownNumParallel(t *testing.T) {
 	s, _ := g.state()
 	if s.InFlight != [2]int{10, 1} || s.Queued != [2]int{0, 1} {
 		t.Fatalf("state %+v", s)
+	}
+}
+
+// While questions are being asked (a hold, then askedWindow after it), only one background call
+// is in flight however many the lane allows; before the first question and once the window
+// lapses, the lane's whole allowance is used again.
+func TestGateOneBackgroundCallWhileQuestionsAreAsked(t *testing.T) {
+	g := newGate("chat", 4, 3, 8, 8, time.Hour, nil)
+	g.askedWindow = 1500 * time.Millisecond
+	ctx := context.Background()
+	acquire := func() func() {
+		t.Helper()
+		rel, err := g.acquire(ctx, Background, true)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return rel
+	}
+	// No question yet: three background calls at once.
+	rels := []func(){acquire(), acquire(), acquire()}
+	for _, r := range rels {
+		r()
+	}
+
+	g.hold()() // a question, answered
+	first := acquire()
+	admitted := make(chan func(), 1)
+	go func() {
+		rel, err := g.acquire(ctx, Background, true)
+		if err == nil {
+			admitted <- rel
+		}
+	}()
+	waitGate(t, g, func(s gateState) bool { return s.Queued[Background] == 1 })
+	select {
+	case <-admitted:
+		t.Fatal("a second background call was admitted right after a question")
+	case <-time.After(200 * time.Millisecond):
+	}
+	// No further question: the window lapses and the waiter goes in beside the first call.
+	second := result(t, admitted)
+	if s, _ := g.state(); s.InFlight[Background] != 2 {
+		t.Fatalf("after the window: %d background calls in flight, want 2", s.InFlight[Background])
+	}
+	first()
+	second()
+
+	// Off (0): the lane's allowance applies right after a question.
+	g.askedWindow = 0
+	g.hold()()
+	rels = []func(){acquire(), acquire(), acquire()}
+	for _, r := range rels {
+		r()
+	}
+}
+
+// The yield pass lets one background call through overlapping holds, except on a pool whose
+// background calls can be cut (noPass): there, a pass would start a summary beside the very
+// prefill the hold protects.
+func TestGateNoYieldPassWhenBackgroundCanBeCut(t *testing.T) {
+	for _, noPass := range []bool{false, true} {
+		g := newGate("chat", 2, 1, 8, 8, time.Hour, nil)
+		g.setPasses(!noPass)
+		release := g.hold()
+		admitted := make(chan func(), 1)
+		go func() {
+			rel, err := g.acquire(context.Background(), Background, true)
+			if err == nil {
+				admitted <- rel
+			}
+		}()
+		waitGate(t, g, func(s gateState) bool { return s.Queued[Background] == 1 })
+		g.yieldPass() // maxYield of uninterrupted holds has passed
+		if noPass {
+			waitGate(t, g, func(s gateState) bool { return s.Queued[Background] == 1 && s.InFlight[Background] == 0 })
+			release()
+		}
+		rel := result(t, admitted)
+		rel()
+		release()
 	}
 }

@@ -69,6 +69,14 @@ type Options struct {
 	// MaxYield, so a steady stream of questions slows background work without stopping it.
 	// Default 2s; negative turns holds off.
 	MaxYield time.Duration
+	// QuestionWindow: while questions are being asked (one waits for its first token, or the
+	// last did less than this long ago), at most one background chat call (summary, tag) runs
+	// on this server, whatever BackgroundMax allows. A cut call's batches already handed to the
+	// model still run to their end inside Ollama, so every background call in flight adds to
+	// what the next question waits for; with no question in sight, background work uses every
+	// slot BackgroundMax gives it. Default 30s; negative: off (docs/rag-server.md has the
+	// measurement).
+	QuestionWindow time.Duration
 	// EmbedDimension, when set, is the vector length every embedding must have (the collection's
 	// size); 0 checks only that all vectors of a call agree.
 	EmbedDimension int
@@ -98,6 +106,8 @@ type Options struct {
 	// giveUp, set by a Pool, ends a call at once on an error the pool answers better by trying
 	// another server (the server refused the connection, or is busy) than by backing off here.
 	giveUp func(error) bool
+	// stepTokens replaces stepTokens (preempt.go) in tests.
+	stepTokens int
 }
 
 // FromConfig maps the server's config file onto Options (NumParallel, Metrics and HTTPClient are
@@ -161,6 +171,9 @@ func (o Options) withDefaults() Options {
 	}
 	if o.MaxYield == 0 {
 		o.MaxYield = 2 * time.Second
+	}
+	if o.QuestionWindow == 0 {
+		o.QuestionWindow = 30 * time.Second
 	}
 	if o.CallTimeout <= 0 {
 		o.CallTimeout = 2 * time.Minute
@@ -254,12 +267,14 @@ func New(cfg Options) *Ollama {
 	if err != nil || base.Scheme == "" || base.Host == "" {
 		base = nil
 	}
+	chat := newGate("chat", chatCapacity(o), o.BackgroundMax, o.MaxQueueInteractive, o.MaxQueueBackground, o.MaxYield, m.chat)
+	chat.askedWindow = max(0, o.QuestionWindow)
 	return &Ollama{
 		opts:    o,
 		base:    base,
 		http:    o.HTTPClient,
 		metrics: m,
-		chat:    newGate("chat", chatCapacity(o), o.BackgroundMax, o.MaxQueueInteractive, o.MaxQueueBackground, o.MaxYield, m.chat),
+		chat:    chat,
 		embed:   newGate("embed", o.EmbedConcurrency, o.EmbedBackgroundMax, o.MaxQueueInteractive, o.MaxQueueBackground, o.MaxYield, m.embed),
 	}
 }

@@ -1,10 +1,12 @@
 package llm
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"slices"
 	"sync"
 
 	"github.com/ollama/ollama/api"
@@ -14,20 +16,27 @@ import (
 // Preemption: a question does not wait behind a summary or tag generation already running at
 // Ollama. When an answer starts (HoldBackground), every background chat call in flight is
 // cancelled and put back in its lane, where the hold keeps it until the answer's first token;
-// then it runs again from the start.
+// then it goes on.
 //
-// What is lost is small and cheap to redo: the call's prompt (a document excerpt) is the same,
-// so Ollama's prompt cache finds it still in the slot it used and the prefill is mostly
-// skipped, and the answer so far (at most a few hundred tokens of a summary or a tag list) is
-// generated again. A call is cut at most MaxPreemptions times, then runs to its end, so a
-// steady stream of questions slows enrichment without starving it.
+// Background generation runs in short resumable steps (stepTokens each): a step sends the
+// prompt plus the answer so far as a trailing assistant message, which the chat template leaves
+// open so the model continues it. A cut loses at most the step it interrupted: the prompt (a
+// document excerpt) is the same, so Ollama's prompt cache finds it in the slot when no answer
+// took that slot meanwhile, and the step's few tokens are generated again. A step is cut at most
+// MaxPreemptions times, then runs to its end, so a steady stream of questions slows enrichment
+// without starving it, and what a question may still wait behind is one step, not a whole
+// summary. Steps are measured against one uncut call in docs/rag-server.md.
 //
 // Preemptible calls ask Ollama for a non-streamed answer (one JSON object at the end): Ollama
 // 0.24's streaming handler can keep its slot forever when the client leaves mid-stream
 // (ollama/ollama#17131: a blocked send on an unbuffered channel while holding the runner's
 // semaphore), and a non-streamed handler drains its channel to the end, so the cancel frees
-// the slot. The stall timeout (CallTimeout) then bounds the whole answer, not the gap
-// between lines.
+// the slot. The stall timeout (CallTimeout) then bounds the whole step, not the gap between
+// lines.
+
+// stepTokens is the most a background step generates: about a sentence, well under a second of
+// decode on the Spark's GPU and a few hundred milliseconds on a CPU.
+const stepTokens = 32
 
 // errPreempted is the cause of a background call's context when an answer preempted it.
 var errPreempted = errors.New("llm: background call preempted by an answer")
@@ -52,6 +61,9 @@ func (o *Ollama) SetPreemption(maxCuts int) {
 	o.preempt.mu.Lock()
 	defer o.preempt.mu.Unlock()
 	o.preempt.max = max(0, maxCuts)
+	// A hold's yield pass would let a summary start beside the prefill the hold protects, out
+	// of the reach of that hold's cut; with preemption, background chat runs only between holds.
+	o.chat.setPasses(o.preempt.max == 0)
 	if o.preempt.count == nil {
 		o.preempt.count = register(o.opts.Metrics, prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "rag_llm_background_preempted_total",
@@ -100,9 +112,52 @@ func (p *preemptor) remove(c *preemptible) {
 }
 
 // chatPreemptible is Chat for a background call that an answer may cut: the same lane, retries
-// and errors, with a non-streamed request and a cut that re-queues the call instead of failing
-// it.
+// and errors, generated in steps (see the top of this file) with a cut re-queueing the step
+// instead of failing the call. Calls that think are sent whole: a half-written reasoning cannot
+// be handed back as the answer so far.
 func (o *Ollama) chatPreemptible(ctx context.Context, req ChatRequest) (ChatResponse, error) {
+	step := cmp.Or(o.opts.stepTokens, stepTokens)
+	if req.Think == nil || *req.Think || req.MaxTokens <= step {
+		return o.preemptibleStep(ctx, req, true)
+	}
+	var out ChatResponse
+	for n := 0; ; n++ {
+		r, err := o.preemptibleStep(ctx, continuation(req, out.Content, min(step, req.MaxTokens-out.GeneratedTokens)), n == 0)
+		out.Content += r.Content
+		out.GeneratedTokens += r.GeneratedTokens
+		out.EvalDuration += r.EvalDuration
+		out.LoadDuration += r.LoadDuration
+		out.PromptEvalDuration += r.PromptEvalDuration
+		if n == 0 {
+			out.PromptTokens = r.PromptTokens
+		}
+		out.DoneReason = r.DoneReason
+		if err != nil || r.DoneReason != "length" || r.GeneratedTokens == 0 || out.GeneratedTokens >= req.MaxTokens {
+			return out, err
+		}
+	}
+}
+
+// continuation is the request for the next step: tokens more at most, and the answer so far as
+// the last (open) assistant message.
+func continuation(req ChatRequest, sofar string, tokens int) ChatRequest {
+	req.MaxTokens = tokens
+	if sofar == "" {
+		return req
+	}
+	msgs := slices.Clone(req.Messages)
+	if last := &msgs[len(msgs)-1]; last.Role == "assistant" {
+		last.Content += sofar // the caller's own prefill, continued
+	} else {
+		msgs = append(msgs, Message{Role: "assistant", Content: sofar})
+	}
+	req.Messages = msgs
+	return req
+}
+
+// preemptibleStep is one non-streamed call that an answer may cut, at most the configured
+// number of times; mayReject: the lane's full queue may refuse it (only a call's first step).
+func (o *Ollama) preemptibleStep(ctx context.Context, req ChatRequest, mayReject bool) (ChatResponse, error) {
 	body, err := o.chatBody(req)
 	if err != nil {
 		return ChatResponse{}, err
@@ -118,13 +173,22 @@ func (o *Ollama) chatPreemptible(ctx context.Context, req ChatRequest) (ChatResp
 	}
 	call := &preemptible{}
 	for attempt := 1; ; {
-		release, err := o.chat.acquire(ctx, Background, attempt == 1 && call.cuts == 0)
+		release, err := o.chat.acquire(ctx, Background, mayReject)
+		mayReject = false // a call back in the lane is not refused
 		if err != nil {
 			return ChatResponse{}, fmt.Errorf("ollama chat: %w", err)
 		}
 		cctx, cancel := context.WithCancelCause(ctx)
 		call.cancel = cancel
 		o.preempt.add(call)
+		if o.chat.held() {
+			// Admitted just before a question's hold began, and not yet sent: that hold's cut
+			// may have missed it, so it waits for the hold's end instead (not counted as a cut).
+			o.preempt.remove(call)
+			cancel(nil)
+			release()
+			continue
+		}
 		resp, _, err := o.chatOnce(cctx, body, nil)
 		o.preempt.remove(call)
 		// A call that ended just as it was cut keeps its answer.

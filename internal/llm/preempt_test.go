@@ -102,3 +102,26 @@ func unlabelledValue(reg prometheus.Gatherer, name string) (float64, bool) {
 	}
 	return 0, false
 }
+
+// A step's request continues the answer so far: it is the last message, an assistant one the
+// template leaves open, or it extends the caller's own assistant prefill; the caller's messages
+// are never modified.
+func TestContinuation(t *testing.T) {
+	base := ChatRequest{Model: "m", MaxTokens: 160, Messages: []Message{{Role: "system", Content: "s"}, {Role: "user", Content: "doc"}}}
+	first := continuation(base, "", 32)
+	if first.MaxTokens != 32 || len(first.Messages) != 2 {
+		t.Fatalf("first step: %+v", first)
+	}
+	next := continuation(base, "It says", 32)
+	if got := next.Messages[len(next.Messages)-1]; len(next.Messages) != 3 || got != (Message{Role: "assistant", Content: "It says"}) {
+		t.Fatalf("next step's messages: %+v", next.Messages)
+	}
+	prefilled := ChatRequest{Messages: []Message{{Role: "user", Content: "doc"}, {Role: "assistant", Content: "Summary:"}}}
+	cont := continuation(prefilled, " it says", 8)
+	if len(cont.Messages) != 2 || cont.Messages[1].Content != "Summary: it says" || prefilled.Messages[1].Content != "Summary:" {
+		t.Fatalf("a caller's prefill continued: %+v (caller's now %+v)", cont.Messages, prefilled.Messages)
+	}
+	if len(base.Messages) != 2 {
+		t.Fatal("the caller's messages were changed")
+	}
+}

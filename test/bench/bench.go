@@ -360,7 +360,11 @@ func runStrategy(ctx context.Context, cfg config, strat string, np int, bin, dir
 		var extra []string
 		if enrich && cfg.PreemptBackground >= 0 {
 			extra = append(extra, fmt.Sprintf("--preempt-background=%d", cfg.PreemptBackground))
-			r.Notes = append(r.Notes, fmt.Sprintf("--preempt-background=%d: answers cut running summaries and tags", cfg.PreemptBackground))
+			r.Notes = append(r.Notes, fmt.Sprintf("--preempt-background=%d: answers cut running summary and tag steps", cfg.PreemptBackground))
+		}
+		if enrich && cfg.QuestionWindow >= 0 {
+			extra = append(extra, fmt.Sprintf("--question-window=%s", cfg.QuestionWindow))
+			r.Notes = append(r.Notes, fmt.Sprintf("--question-window=%s: summaries and tags one at a time for this long after a question (0: off)", cfg.QuestionWindow))
 		}
 		// As in the pod: the init container compiles the PDF engine into the fresh data volume,
 		// then the server starts and loads it.

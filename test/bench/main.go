@@ -85,6 +85,9 @@ type config struct {
 	SLOTight, SLOLoose time.Duration
 	// PreemptBackground is the rag-server's --preempt-background in the phases with summaries.
 	PreemptBackground int
+	// QuestionWindow is the rag-server's --question-window in the phases with summaries
+	// (negative: the server's default).
+	QuestionWindow time.Duration
 
 	HealthInterval time.Duration
 	ChatInterval   time.Duration
@@ -121,27 +124,29 @@ type config struct {
 func defaultConfig() config {
 	return config{
 		Docs: 24, Scale: 0.1, WordsPerPage: RealWordsPerPage, Seed: 1,
-		Parallel:       []int{1, 4},
-		Strategies:     []string{stratOurs, stratSemaphore, stratUnbounded},
-		Enrich:         true,
-		EnrichDocs:     10,
-		Phases:         []string{phaseIngest, phaseScale},
-		ScaleQuestions: 30,
-		SLO:            true,
-		SLOLoose:       30 * time.Second,
-		HealthInterval: 100 * time.Millisecond,
-		ChatInterval:   2 * time.Second,
-		IdleChats:      10, // × 3 repeats: ≥ 30 idle questions per phase
-		LimitChunks:    128,
-		LimitTime:      2 * time.Minute,
-		LimitBatch:     64,
-		PhaseTimeout:   4 * time.Minute,
-		ClientTimeout:  60 * time.Second,
-		UploadWorkers:  4,
-		RetryDisturbed: true,
-		Repeats:        3,
-		Out:            "docs/benchmarks",
-		Name:           "bench",
+		Parallel:          []int{1, 4},
+		Strategies:        []string{stratOurs, stratSemaphore, stratUnbounded},
+		Enrich:            true,
+		EnrichDocs:        10,
+		Phases:            []string{phaseIngest, phaseScale},
+		ScaleQuestions:    30,
+		SLO:               true,
+		SLOLoose:          30 * time.Second,
+		HealthInterval:    100 * time.Millisecond,
+		ChatInterval:      2 * time.Second,
+		IdleChats:         10, // × 3 repeats: ≥ 30 idle questions per phase
+		LimitChunks:       128,
+		LimitTime:         2 * time.Minute,
+		LimitBatch:        64,
+		PhaseTimeout:      4 * time.Minute,
+		ClientTimeout:     60 * time.Second,
+		UploadWorkers:     4,
+		RetryDisturbed:    true,
+		Repeats:           3,
+		PreemptBackground: -1,
+		QuestionWindow:    -1,
+		Out:               "docs/benchmarks",
+		Name:              "bench",
 	}
 }
 
@@ -177,7 +182,8 @@ func parseFlags(args []string, stderr io.Writer) (config, error) {
 	fs.BoolVar(&c.SLO, "slo", c.SLO, "also run ours+enrich with a tight and a loose chat TTFT objective per NUM_PARALLEL (the background throttle)")
 	fs.DurationVar(&c.SLOTight, "slo-tight", c.SLOTight, "the tight chat TTFT p95 target (0: 1.2x the idle p95 ours+enrich measured just before, else 1s)")
 	fs.DurationVar(&c.SLOLoose, "slo-loose", c.SLOLoose, "the loose chat TTFT p95 target")
-	fs.IntVar(&c.PreemptBackground, "preempt-background", -1, "the rag-server's --preempt-background in the phases with summaries (answers cut running summaries and tags, at most N times each; -1: the server's default, 2)")
+	fs.IntVar(&c.PreemptBackground, "preempt-background", -1, "the rag-server's --preempt-background in the phases with summaries (answers cut running summary and tag steps, at most N times each; -1: the server's default, 8)")
+	fs.DurationVar(&c.QuestionWindow, "question-window", -1, "the rag-server's --question-window in the phases with summaries (summaries and tags one at a time for this long after a question; 0: off; negative: the server's default, 30s)")
 	fs.DurationVar(&c.HealthInterval, "health-interval", c.HealthInterval, "health probe interval")
 	fs.DurationVar(&c.ChatInterval, "chat-interval", c.ChatInterval, "chat question interval during ingest")
 	fs.IntVar(&c.IdleChats, "idle-chats", c.IdleChats, "chat questions asked idle, after each ingest")

@@ -1,6 +1,7 @@
 package llm
 
 import (
+	"cmp"
 	"container/list"
 	"context"
 	"fmt"
@@ -23,9 +24,9 @@ import (
 //     background call is admitted, even to a free slot: Ollama's models share one GPU (or the
 //     CPU), so a background batch started now would slow the user's prefill. Background is
 //     slowed, never stopped: a hold lapses after maxYield (a stuck answer), and while holds
-//     overlap without a break, one background call is let through every maxYield (not on the
-//     chat pool while background chat calls can be cut: see noPass). Calls already running
-//     are not interrupted here (preempt.go cuts background chat calls);
+//     overlap without a break, one background call is let through every passEvery (maxYield
+//     unless set longer: see Ollama.SetPreemption). Calls
+//     already running are not interrupted here (preempt.go cuts background chat calls);
 //   - while questions are being asked (a hold is active or ended less than askedWindow ago),
 //     at most one background call is in flight (see Options.QuestionWindow).
 //
@@ -37,11 +38,14 @@ type gate struct {
 	laneMax  [2]int // most slots a lane may hold
 	maxQueue [2]int // most waiters a lane may have
 	maxYield time.Duration
+	// passEvery is how long holds must overlap without a break before one background call is
+	// let through (0: maxYield).
+	passEvery time.Duration
 
 	mu sync.Mutex
-	// noPass: holds let no background call through (set while background calls can be cut:
-	// a call let through a hold would run beside the very prefill the hold protects).
-	noPass bool
+	// holdSeq counts holds ever begun: a call admitted at generation n and not yet sent when
+	// holdSeq passes n was granted just before a question arrived (heldSince).
+	holdSeq uint64
 	// askedWindow: for this long after a hold ends (people are asking questions), at most one
 	// background call runs (see Options.QuestionWindow); 0: off. askedUntil is when it lapses.
 	askedWindow time.Duration
@@ -64,6 +68,7 @@ type gate struct {
 type waiter struct {
 	ready   chan struct{} // closed when the slot is granted
 	granted bool          // set under gate.mu together with closing ready
+	grant   grant         // how it was granted, set with granted
 	elem    *list.Element
 }
 
@@ -94,23 +99,37 @@ func newGate(pool string, capacity, backgroundMax, interactiveQueue, backgroundQ
 // acquisition; false for the later ones of a call already admitted (the next batch of an Embed,
 // a retry), so work the server has accepted is not dropped half-done for being polite.
 func (g *gate) acquire(ctx context.Context, lane Lane, mayReject bool) (func(), error) {
+	release, _, err := g.acquireSeq(ctx, lane, mayReject)
+	return release, err
+}
+
+// grant is what acquireSeq says of an admission: the hold generation at the grant (see
+// heldSince), and whether a hold was active then, so it came through a yield pass.
+type grant struct {
+	seq    uint64
+	passed bool
+}
+
+// acquireSeq is acquire that also says how the call was admitted.
+func (g *gate) acquireSeq(ctx context.Context, lane Lane, mayReject bool) (func(), grant, error) {
 	if err := ctx.Err(); err != nil {
-		return nil, err
+		return nil, grant{}, err
 	}
 	g.mu.Lock()
 	if g.laneMax[lane] == 0 {
 		g.mu.Unlock()
-		return nil, ErrNoBackgroundSlot
+		return nil, grant{}, ErrNoBackgroundSlot
 	}
 	// A newcomer is admitted directly only when nobody of its lane waits (FIFO) and the rules
 	// allow it; admissibleLocked also keeps background out while interactive work waits.
 	if g.queue[lane].Len() == 0 && g.admissibleLocked(lane) {
 		g.useAdmissionLocked(lane)
 		g.inFlight[lane]++
+		gr := grant{seq: g.holdSeq, passed: g.holds > 0}
 		g.publishLocked()
 		g.mu.Unlock()
 		g.observeWait(lane, 0)
-		return g.releaser(lane), nil
+		return g.releaser(lane), gr, nil
 	}
 	if mayReject && g.queue[lane].Len() >= g.maxQueue[lane] {
 		n := g.queue[lane].Len()
@@ -118,7 +137,7 @@ func (g *gate) acquire(ctx context.Context, lane Lane, mayReject bool) (func(), 
 		if g.metrics != nil {
 			g.metrics.rejected[lane].Inc()
 		}
-		return nil, fmt.Errorf("%w: %s queue of the %s lane is full (%d waiting)", ErrBusy, g.pool, lane, n)
+		return nil, grant{}, fmt.Errorf("%w: %s queue of the %s lane is full (%d waiting)", ErrBusy, g.pool, lane, n)
 	}
 	w := &waiter{ready: make(chan struct{})}
 	w.elem = g.queue[lane].PushBack(w)
@@ -129,7 +148,7 @@ func (g *gate) acquire(ctx context.Context, lane Lane, mayReject bool) (func(), 
 	select {
 	case <-w.ready:
 		g.observeWait(lane, time.Since(queued))
-		return g.releaser(lane), nil
+		return g.releaser(lane), w.grant, nil
 	case <-ctx.Done():
 		g.mu.Lock()
 		if w.granted {
@@ -142,7 +161,7 @@ func (g *gate) acquire(ctx context.Context, lane Lane, mayReject bool) (func(), 
 			g.publishLocked()
 		}
 		g.mu.Unlock()
-		return nil, ctx.Err()
+		return nil, grant{}, ctx.Err()
 	}
 }
 
@@ -193,6 +212,7 @@ func (g *gate) admissibleLocked(lane Lane) bool {
 func (g *gate) hold() func() {
 	g.mu.Lock()
 	g.holds++
+	g.holdSeq++
 	if g.holds == 1 {
 		g.armYieldLocked()
 	}
@@ -239,22 +259,30 @@ func (g *gate) dispatchLocked() {
 	}
 }
 
-// armYieldLocked starts the maxYield countdown to the next background pass.
+// armYieldLocked starts the countdown to the next background pass.
 func (g *gate) armYieldLocked() {
 	if g.maxYield <= 0 {
 		return
 	}
+	every := cmp.Or(g.passEvery, g.maxYield)
 	if g.yieldTimer == nil {
-		g.yieldTimer = time.AfterFunc(g.maxYield, g.yieldPass)
+		g.yieldTimer = time.AfterFunc(every, g.yieldPass)
 		return
 	}
-	g.yieldTimer.Reset(g.maxYield)
+	g.yieldTimer.Reset(every)
+}
+
+// setPassEvery sets passEvery (0: maxYield).
+func (g *gate) setPassEvery(d time.Duration) {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	g.passEvery = d
 }
 
 func (g *gate) yieldPass() {
 	g.mu.Lock()
 	defer g.mu.Unlock()
-	if g.holds > 0 && !g.noPass {
+	if g.holds > 0 {
 		g.pass = true
 		g.dispatchLocked()
 		g.publishLocked()
@@ -286,21 +314,11 @@ func (g *gate) markAskedLocked() {
 	g.askedTimer.Reset(g.askedWindow)
 }
 
-// setPasses turns the yield pass on or off (see noPass).
-func (g *gate) setPasses(on bool) {
+// heldSince reports whether a hold that began after generation seq (acquireSeq) is active.
+func (g *gate) heldSince(seq uint64) bool {
 	g.mu.Lock()
 	defer g.mu.Unlock()
-	g.noPass = !on
-	if !on {
-		g.pass = false
-	}
-}
-
-// held reports whether a hold pauses background admissions now.
-func (g *gate) held() bool {
-	g.mu.Lock()
-	defer g.mu.Unlock()
-	return g.holds > 0 && !g.pass
+	return g.holds > 0 && g.holdSeq > seq
 }
 
 // useAdmission records that a background call was admitted: a pass is spent, and the next one
@@ -316,6 +334,7 @@ func (g *gate) grantLocked(lane Lane) {
 	w := g.queue[lane].Remove(g.queue[lane].Front()).(*waiter)
 	g.useAdmissionLocked(lane)
 	w.granted = true
+	w.grant = grant{seq: g.holdSeq, passed: g.holds > 0}
 	g.inFlight[lane]++
 	close(w.ready)
 }

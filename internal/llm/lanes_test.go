@@ -248,30 +248,3 @@ func TestGateOneBackgroundCallWhileQuestionsAreAsked(t *testing.T) {
 		r()
 	}
 }
-
-// The yield pass lets one background call through overlapping holds, except on a pool whose
-// background calls can be cut (noPass): there, a pass would start a summary beside the very
-// prefill the hold protects.
-func TestGateNoYieldPassWhenBackgroundCanBeCut(t *testing.T) {
-	for _, noPass := range []bool{false, true} {
-		g := newGate("chat", 2, 1, 8, 8, time.Hour, nil)
-		g.setPasses(!noPass)
-		release := g.hold()
-		admitted := make(chan func(), 1)
-		go func() {
-			rel, err := g.acquire(context.Background(), Background, true)
-			if err == nil {
-				admitted <- rel
-			}
-		}()
-		waitGate(t, g, func(s gateState) bool { return s.Queued[Background] == 1 })
-		g.yieldPass() // maxYield of uninterrupted holds has passed
-		if noPass {
-			waitGate(t, g, func(s gateState) bool { return s.Queued[Background] == 1 && s.InFlight[Background] == 0 })
-			release()
-		}
-		rel := result(t, admitted)
-		rel()
-		release()
-	}
-}

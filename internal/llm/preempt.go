@@ -34,6 +34,10 @@ import (
 // the slot. The stall timeout (CallTimeout) then bounds the whole step, not the gap between
 // lines.
 
+// passEveryYields: with preemption on, holds must overlap this many MaxYields without a break
+// before the yield pass lets a background chat call through (see SetPreemption).
+const passEveryYields = 5
+
 // stepTokens is the most a background step generates: about a sentence, well under a second of
 // decode on the Spark's GPU and a few hundred milliseconds on a CPU.
 const stepTokens = 32
@@ -54,16 +58,21 @@ type preemptible struct {
 	cuts   int // times this call was cut already
 }
 
-// SetPreemption makes background chat calls (summaries, tags) preemptible by answers, each at
+// SetPreemption makes background chat calls (summaries, tags) preemptible by answers, each step at
 // most maxCuts times (0 turns preemption off). Calls that stream to an OnToken are never
 // preempted (what they streamed cannot be taken back).
 func (o *Ollama) SetPreemption(maxCuts int) {
 	o.preempt.mu.Lock()
 	defer o.preempt.mu.Unlock()
 	o.preempt.max = max(0, maxCuts)
-	// A hold's yield pass would let a summary start beside the prefill the hold protects, out
-	// of the reach of that hold's cut; with preemption, background chat runs only between holds.
-	o.chat.setPasses(o.preempt.max == 0)
+	// The yield pass is the guard against starving: under questions back to back it lets one
+	// background call through a hold, which then runs beside that question's prefill, uncut.
+	// With cuts keeping questions ahead otherwise, it is needed only when holds have overlapped
+	// for a long while.
+	o.chat.setPassEvery(0)
+	if o.preempt.max > 0 {
+		o.chat.setPassEvery(passEveryYields * o.opts.MaxYield)
+	}
 	if o.preempt.count == nil {
 		o.preempt.count = register(o.opts.Metrics, prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "rag_llm_background_preempted_total",
@@ -94,6 +103,13 @@ func (p *preemptor) cutAll() int {
 		p.count.Add(float64(n))
 	}
 	return n
+}
+
+// mayCut reports whether c may still be cut (or sent back to wait).
+func (p *preemptor) mayCut(c *preemptible) bool {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return c.cuts < p.max
 }
 
 func (p *preemptor) add(c *preemptible) {
@@ -173,20 +189,26 @@ func (o *Ollama) preemptibleStep(ctx context.Context, req ChatRequest, mayReject
 	}
 	call := &preemptible{}
 	for attempt := 1; ; {
-		release, err := o.chat.acquire(ctx, Background, mayReject)
+		release, gr, err := o.chat.acquireSeq(ctx, Background, mayReject)
 		mayReject = false // a call back in the lane is not refused
 		if err != nil {
 			return ChatResponse{}, fmt.Errorf("ollama chat: %w", err)
 		}
 		cctx, cancel := context.WithCancelCause(ctx)
 		call.cancel = cancel
-		o.preempt.add(call)
-		if o.chat.held() {
+		if !gr.passed { // a call the yield pass let through runs to its end
+			o.preempt.add(call)
+		}
+		if !gr.passed && o.chat.heldSince(gr.seq) && o.preempt.mayCut(call) {
 			// Admitted just before a question's hold began, and not yet sent: that hold's cut
-			// may have missed it, so it waits for the hold's end instead (not counted as a cut).
+			// may have missed it, so it waits for the hold's end instead. This counts as a cut:
+			// on a loaded machine the wake-up after the grant can outlast every gap between
+			// questions, and uncounted it would wait forever. (A call let through a hold by the
+			// yield pass, the lanes' guard against starving, is not cut at all.)
 			o.preempt.remove(call)
 			cancel(nil)
 			release()
+			call.cuts++
 			continue
 		}
 		resp, _, err := o.chatOnce(cctx, body, nil)

@@ -125,3 +125,43 @@ func TestContinuation(t *testing.T) {
 		t.Fatal("the caller's messages were changed")
 	}
 }
+
+// Questions back to back (holds that overlap without a break, each lapsing after MaxYield) do
+// not starve summaries while answers may cut them: the lanes' yield pass still lets one through
+// every MaxYield, a call granted just before a new hold goes back to wait at most as many times
+// as it may be cut, and then it runs.
+func TestPreemptionDoesNotStarveUnderBackToBackQuestions(t *testing.T) {
+	f := newFakeOllama(t)
+	c := New(Options{BaseURL: f.URL(), BackgroundMax: 1, MaxYield: 100 * time.Millisecond, QuestionWindow: -1})
+	c.SetPreemption(2)
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	questions := make(chan struct{})
+	go func() { // a new question every 40 ms, each holding until the next has begun
+		defer close(questions)
+		release := c.HoldBackground()
+		for ctx.Err() == nil {
+			time.Sleep(40 * time.Millisecond)
+			next := c.HoldBackground()
+			release()
+			release = next
+		}
+		release()
+	}()
+	summary := goChat(ctx, c, Background, "sum")
+	for {
+		select {
+		case h := <-f.chats:
+			h.Release() // cut or not, Ollama answers when released
+		case r := <-summary:
+			if r.err != nil {
+				t.Fatalf("summary under back-to-back questions: %v", r.err)
+			}
+			cancel()
+			<-questions
+			return
+		case <-time.After(20 * time.Second):
+			t.Fatal("the summary never ended while questions came back to back")
+		}
+	}
+}

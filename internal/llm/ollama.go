@@ -66,7 +66,8 @@ type Options struct {
 	BackgroundCallTarget time.Duration
 	// MaxYield bounds HoldBackground (a user waiting for a first token): a hold lapses after
 	// it, and while holds overlap without a break one background call is let through every
-	// MaxYield, so a steady stream of questions slows background work without stopping it.
+	// MaxYield (every 5 MaxYields for background chat while answers may cut it: preempt.go),
+	// so a steady stream of questions slows background work without stopping it.
 	// Default 2s; negative turns holds off.
 	MaxYield time.Duration
 	// QuestionWindow: while questions are being asked (one waits for its first token, or the
@@ -629,24 +630,34 @@ func (o *Ollama) Chat(ctx context.Context, lane Lane, req ChatRequest) (res Chat
 		if err == nil {
 			return resp, nil
 		}
-		kind, retryAfter := classify(ctx, err)
-		if streamed || kind == fatal {
-			if ctx.Err() != nil {
-				return resp, ctx.Err()
-			}
-			return resp, fmt.Errorf("ollama chat: %w", err)
-		}
-		if o.opts.giveUp != nil && o.opts.giveUp(err) {
-			return resp, fmt.Errorf("ollama chat: %w", err)
-		}
-		if attempt >= o.opts.Retry.MaxAttempts {
-			return resp, busyIfOverloaded(fmt.Errorf("ollama chat: giving up after %d attempts: %w", attempt, err))
-		}
-		o.metrics.retries.WithLabelValues("chat").Inc()
-		if err := sleepCtx(ctx, o.opts.Retry.backoff(attempt, retryAfter)); err != nil {
-			return ChatResponse{}, err
+		if resp, err = o.afterFailedChat(ctx, resp, err, streamed, attempt); err != nil {
+			return resp, err
 		}
 	}
+}
+
+// afterFailedChat decides what follows a chat attempt that failed with err: an error to return
+// (fatal, streamed already, one a pool answers by moving on, or the last attempt), or nil after
+// the retry backoff, when the caller tries again.
+func (o *Ollama) afterFailedChat(ctx context.Context, resp ChatResponse, err error, streamed bool, attempt int) (ChatResponse, error) {
+	kind, retryAfter := classify(ctx, err)
+	if streamed || kind == fatal {
+		if ctx.Err() != nil {
+			return resp, ctx.Err()
+		}
+		return resp, fmt.Errorf("ollama chat: %w", err)
+	}
+	if o.opts.giveUp != nil && o.opts.giveUp(err) {
+		return resp, fmt.Errorf("ollama chat: %w", err)
+	}
+	if attempt >= o.opts.Retry.MaxAttempts {
+		return resp, busyIfOverloaded(fmt.Errorf("ollama chat: giving up after %d attempts: %w", attempt, err))
+	}
+	o.metrics.retries.WithLabelValues("chat").Inc()
+	if err := sleepCtx(ctx, o.opts.Retry.backoff(attempt, retryAfter)); err != nil {
+		return ChatResponse{}, err
+	}
+	return ChatResponse{}, nil
 }
 
 func (o *Ollama) chatBody(req ChatRequest) ([]byte, error) {

@@ -224,22 +224,8 @@ func (o *Ollama) preemptibleStep(ctx context.Context, req ChatRequest, mayReject
 		if err == nil {
 			return resp, nil
 		}
-		kind, retryAfter := classify(ctx, err)
-		if kind == fatal {
-			if ctx.Err() != nil {
-				return resp, ctx.Err()
-			}
-			return resp, fmt.Errorf("ollama chat: %w", err)
-		}
-		if o.opts.giveUp != nil && o.opts.giveUp(err) { // as Chat: a pool moves the call on
-			return resp, fmt.Errorf("ollama chat: %w", err)
-		}
-		if attempt >= o.opts.Retry.MaxAttempts {
-			return resp, busyIfOverloaded(fmt.Errorf("ollama chat: giving up after %d attempts: %w", attempt, err))
-		}
-		o.metrics.retries.WithLabelValues("chat").Inc()
-		if err := sleepCtx(ctx, o.opts.Retry.backoff(attempt, retryAfter)); err != nil {
-			return ChatResponse{}, err
+		if resp, err = o.afterFailedChat(ctx, resp, err, false, attempt); err != nil {
+			return resp, err
 		}
 		attempt++
 	}

@@ -229,11 +229,17 @@ func TestRagServerConfigIsValidAndComplete(t *testing.T) {
 		"vector size":         {cfg.Qdrant.Collection.VectorSize, 768},
 		"ollama url":          {cfg.Ollama.URL, "http://spark-ollama.rag.svc:11434"},
 		"qdrant grpc address": {cfg.Qdrant.Address, "spark-qdrant.rag.svc:6334"},
+		"document titles":     {cfg.Search.DocumentTitles, false},
 	}
 	for name, c := range checks {
 		if c[0] != c[1] {
 			t.Errorf("%s = %v, want %v", name, c[0], c[1])
 		}
+	}
+	ra.Spec.RagServer.Retrieval.DocumentTitles = true
+	cfg, err = serverconfig.Parse([]byte(ragServerConfigMap(ra).Data[ragConfigKey]))
+	if err != nil || !cfg.Search.DocumentTitles {
+		t.Errorf("retrieval.documentTitles: true did not reach the server's config (err %v)", err)
 	}
 }
 

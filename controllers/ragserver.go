@@ -74,6 +74,7 @@ func ragServerConfig(ra *ragv1.RagAppliance) serverconfig.Config {
 		Search: serverconfig.Search{
 			TopK:                 int(rs.Retrieval.TopK),
 			MaxChunksPerDocument: int(rs.Retrieval.MaxChunksPerDocument),
+			DocumentTitles:       rs.Retrieval.DocumentTitles,
 			HNSWEf:               int(q.Search.HNSWEf),
 		},
 		Uploads: serverconfig.Uploads{

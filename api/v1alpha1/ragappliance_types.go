@@ -1118,6 +1118,12 @@ type RetrievalSpec struct {
 	// +kubebuilder:validation:Maximum=100
 	// +optional
 	MaxChunksPerDocument int32 `json:"maxChunksPerDocument,omitempty"`
+	// documentTitles heads each document's sources in the chat prompt with its name. Off by
+	// default: citations name the document for the reader anyway, and the names cost prompt
+	// tokens (time to first token) on every question; turn it on when questions name
+	// documents ("what does the 2024 report say …").
+	// +optional
+	DocumentTitles bool `json:"documentTitles,omitempty"`
 }
 
 // UploadLimits bound uploads.

@@ -107,7 +107,7 @@ func TestHistoryTrimmingKeepsNewestWholeTurns(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			b := Budget{System: 500, History: tc.allowance, Context: 6000, Response: 192, NumCtx: 8192}
-			msgs, _, rep := BuildPrompt("", tc.history, "What?", src, b)
+			msgs, _, rep := BuildPrompt(Layout{DocumentTitles: true}, tc.history, "What?", src, b)
 			if rep.HistoryTurns != tc.wantTurns || rep.HistoryTurnsDropped != tc.wantDropped {
 				t.Fatalf("kept %d dropped %d turns, want %d and %d", rep.HistoryTurns, rep.HistoryTurnsDropped, tc.wantTurns, tc.wantDropped)
 			}
@@ -152,7 +152,7 @@ func TestSourcesDroppedByRank(t *testing.T) {
 	}{{6000, 6}, {400, 4}, {300, 3}, {100, 1}, {50, 0}} {
 		t.Run(fmt.Sprint(tc.context), func(t *testing.T) {
 			b := Budget{System: 500, History: 0, Context: tc.context, Response: 192, NumCtx: 8192}
-			msgs, used, rep := BuildPrompt("", nil, "What?", src, b)
+			msgs, used, rep := BuildPrompt(Layout{DocumentTitles: true}, nil, "What?", src, b)
 			if len(used) != tc.want || rep.SourcesDropped != len(src)-tc.want || rep.Sources != tc.want {
 				t.Fatalf("used %d (report %d, dropped %d), want %d", len(used), rep.Sources, rep.SourcesDropped, tc.want)
 			}
@@ -177,7 +177,7 @@ func TestLastSourceCutAtSentence(t *testing.T) {
 		{DocumentID: "c", ChunkIndex: 1, Name: "C", Text: "Never reached."},
 	}
 	b := Budget{System: 500, History: 0, Context: 120, Response: 192, NumCtx: 8192}
-	msgs, used, rep := BuildPrompt("", nil, "What?", src, b)
+	msgs, used, rep := BuildPrompt(Layout{DocumentTitles: true}, nil, "What?", src, b)
 	if len(used) != 2 || !used[1].Truncated || !rep.Truncated || rep.SourcesDropped != 1 {
 		t.Fatalf("used %+v, report %+v", used, rep)
 	}
@@ -200,7 +200,7 @@ func TestLastSourceCutAtSentence(t *testing.T) {
 		{60, ""},
 	} {
 		b.Context = tc.context
-		msgs, used, rep := BuildPrompt("", nil, "What?", src, b)
+		msgs, used, rep := BuildPrompt(Layout{DocumentTitles: true}, nil, "What?", src, b)
 		if tc.want == "" {
 			if len(used) != 1 || rep.Truncated || rep.SourcesDropped != 2 {
 				t.Errorf("context %d: used %+v, report %+v: want the source dropped", tc.context, used, rep)
@@ -241,7 +241,7 @@ func TestLongQuestionEatsHistoryNotContext(t *testing.T) {
 	max := b.MaxQuestionTokens("")
 	// The longest accepted question: "Question:" is 2 tokens, each word 4/3.
 	q := words("q", (max-2)*3/4)
-	msgs, used, rep := BuildPrompt("", hist, q, src, b)
+	msgs, used, rep := BuildPrompt(Layout{DocumentTitles: true}, hist, q, src, b)
 	if rep.QuestionTooLong || len(used) != 1 {
 		t.Fatalf("report %+v", rep)
 	}
@@ -250,7 +250,7 @@ func TestLongQuestionEatsHistoryNotContext(t *testing.T) {
 	}
 	checkInvariants(t, b, msgs, rep)
 
-	_, _, rep = BuildPrompt("", hist, q+" "+words("more", 10), src, b)
+	_, _, rep = BuildPrompt(Layout{DocumentTitles: true}, hist, q+" "+words("more", 10), src, b)
 	if !rep.QuestionTooLong {
 		t.Errorf("a question over %d tokens was accepted: %+v", max, rep)
 	}

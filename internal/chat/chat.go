@@ -223,7 +223,7 @@ func (a *Answerer) answer(ctx context.Context, q string, req Request) (Response,
 		return Response{}, err
 	}
 	step := time.Now()
-	msgs, used, report := BuildPrompt(a.system, req.History, q, sources, a.budget)
+	msgs, used, report := BuildPrompt(Layout{System: a.system, DocumentTitles: a.cfg.Search.DocumentTitles}, req.History, q, sources, a.budget)
 	tm.Prompt = ms(time.Since(step))
 	if report.QuestionTooLong { // Answer checked already; kept so the two cannot drift apart
 		return Response{}, fmt.Errorf("%w: %d tokens, at most %d", ErrQuestionTooLong, report.Question, a.maxQuestion)

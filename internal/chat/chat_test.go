@@ -56,10 +56,21 @@ func TestAnswerStreamsAndCitesRetrievedChunksOnly(t *testing.T) {
 		}
 	}
 	user := req.Messages[len(req.Messages)-1].Content
-	// The document's title once (no extension), each source under its number, no page (the
-	// citations carry it), no ids.
-	if !strings.Contains(user, "Employee handbook\n[1] Employees") || strings.Contains(user, "(page") || strings.Contains(user, "hr1") || strings.Contains(user, "eng1") || !strings.HasSuffix(user, "Question: "+vacationQ) {
+	// Each source under its number, no title by default, no page (the citations carry both),
+	// no ids.
+	if !strings.HasPrefix(user, "[1] Employees") || strings.Contains(user, "handbook") || strings.Contains(user, "(page") || strings.Contains(user, "hr1") || strings.Contains(user, "eng1") || !strings.HasSuffix(user, "Question: "+vacationQ) {
 		t.Errorf("user message:\n%s", user)
+	}
+
+	// search.documentTitles: the document's title once (no extension) above its sources.
+	f = &fakeLLM{reply: func(llm.ChatRequest) string { return "Twenty five days [1]." }}
+	a = newTestAnswerer(t, f, newMemoryStore(t, testDocs), func(c *Config) { c.Search.DocumentTitles = true })
+	if _, err := a.Answer(context.Background(), Request{Question: vacationQ, Tags: []string{"hr"}}); err != nil {
+		t.Fatal(err)
+	}
+	user = f.chats[0].Messages[len(f.chats[0].Messages)-1].Content
+	if !strings.HasPrefix(user, "Employee handbook\n[1] Employees") || strings.Contains(user, ".pdf") {
+		t.Errorf("user message with documentTitles:\n%s", user)
 	}
 }
 

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"math/rand/v2"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -21,18 +22,9 @@ import (
 //
 //	go test ./internal/chat -run '^$' -bench PrefillByPromptLength -benchtime 5x
 func BenchmarkPrefillByPromptLength(b *testing.B) {
-	srv := ollamatest.Start(b, ollamatest.Options{Env: map[string]string{"OLLAMA_NUM_PARALLEL": "1", "OLLAMA_FLASH_ATTENTION": "1"}})
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute)
 	defer cancel()
-	oc := srv.Client()
-	if err := ollamatest.CreateBaseModel(ctx, oc, ollamatest.ChatModel); err != nil {
-		b.Fatal(err)
-	}
-	stream := false
-	if err := oc.Create(ctx, &api.CreateRequest{Model: "prefill", From: ollamatest.ChatModel, Stream: &stream,
-		Parameters: map[string]any{"num_ctx": 8192}}, func(api.ProgressResponse) error { return nil }); err != nil {
-		b.Fatal(err)
-	}
+	oc := startBenchChatModel(ctx, b, 1, "prefill")
 	words := strings.Fields("the of and to in is that it for on with as was at by be this are from or have an not but which one all were they we when there can been has more")
 	r := rand.New(rand.NewPCG(1, 2))
 	for _, n := range []int{400, 800, 1200, 1600, 1800, 2000, 2400} {
@@ -64,4 +56,22 @@ func BenchmarkPrefillByPromptLength(b *testing.B) {
 			b.ReportMetric(float64(tokens), "tokens")
 		})
 	}
+}
+
+// startBenchChatModel starts a real Ollama with numParallel slots and flash attention, as the
+// bench runs it, and creates the generated chat model as variant name with the server's 8192
+// window.
+func startBenchChatModel(ctx context.Context, b *testing.B, numParallel int, name string) *api.Client {
+	srv := ollamatest.Start(b, ollamatest.Options{Env: map[string]string{
+		"OLLAMA_NUM_PARALLEL": strconv.Itoa(numParallel), "OLLAMA_FLASH_ATTENTION": "1"}})
+	oc := srv.Client()
+	if err := ollamatest.CreateBaseModel(ctx, oc, ollamatest.ChatModel); err != nil {
+		b.Fatal(err)
+	}
+	stream := false
+	if err := oc.Create(ctx, &api.CreateRequest{Model: name, From: ollamatest.ChatModel, Stream: &stream,
+		Parameters: map[string]any{"num_ctx": 8192}}, func(api.ProgressResponse) error { return nil }); err != nil {
+		b.Fatal(err)
+	}
+	return oc
 }

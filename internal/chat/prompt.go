@@ -38,9 +38,22 @@ func questionBlock(question string) string {
 	return "Question: " + strings.TrimSpace(question)
 }
 
+// Layout is what a prompt holds besides the question, its sources and history.
+type Layout struct {
+	// System is the system prompt; CitationRules follow it.
+	System string
+	// DocumentTitles heads each document's sources with its name (docTitle). Off by default:
+	// the model answers from the text, and every citation the API returns names the document
+	// (with page and section) for the reader, so titles pay off only when questions name
+	// documents ("what does the 2024 report say …"), and they cost prompt tokens on every
+	// question (about 90 for eight sources from seven documents on the bench's test model,
+	// which spells names byte by byte: BenchmarkPromptLayout).
+	DocumentTitles bool
+}
+
 // BuildPrompt assembles the chat messages within the budget. It is pure and deterministic.
 //
-// Layout: one system message (system prompt + CitationRules); the kept history turns; one user
+// Layout: one system message (l.System + CitationRules); the kept history turns; one user
 // message holding the numbered sources and then the question. The sources go into the user
 // message rather than the system message because small models follow material next to the
 // question more reliably, and history turns then stay what the user typed.
@@ -56,8 +69,9 @@ func questionBlock(question string) string {
 // other than user or assistant are dropped: the server's system prompt is the only one.
 //
 // A question over b.MaxQuestionTokens(system) yields no messages and report.QuestionTooLong.
-func BuildPrompt(system string, history []llm.Message, question string, sources []Source, b Budget) (msgs []llm.Message, used []Source, report BudgetReport) {
+func BuildPrompt(l Layout, history []llm.Message, question string, sources []Source, b Budget) (msgs []llm.Message, used []Source, report BudgetReport) {
 	report = BudgetReport{NumCtx: b.NumCtx, Response: b.Response, Overhead: fixedOverhead}
+	system := l.System
 	sys := systemMessage(system)
 	report.System = chunk.CountTokens(sys)
 	qb := questionBlock(question)
@@ -69,7 +83,7 @@ func BuildPrompt(system string, history []llm.Message, question string, sources 
 	}
 	free := b.Prompt() - report.System - report.Question - report.Overhead
 
-	ctxText, used := fitSources(sources, min(b.Context, free))
+	ctxText, used := fitSources(sources, min(b.Context, free), l.DocumentTitles)
 	if len(used) > 0 {
 		report.Context = chunk.CountTokens(ctxText)
 		report.Truncated = used[len(used)-1].Truncated
@@ -111,12 +125,11 @@ func sourceBlock(n int, s Source, text string) string {
 }
 
 // renderSources lays the sources out by document, documents in the order of their best source:
-// the document's title (docTitle) once on its own line, then its sources one per line, each
-// under its rank's number; documents are separated by a blank line. The title is there because
-// it is context the text may lack (a question may name the document: "what does the handbook
-// say …"); repeating it for every source of a document cost ~15 prompt tokens each time on the
-// test model's vocabulary.
-func renderSources(used []Source) string {
+// with titles, the document's title (docTitle) once on its own line; then its sources one per
+// line, each under its rank's number; documents are separated by a blank line, so the model
+// sees which sources belong together even without titles. A title once per document rather
+// than on every source saved ~15 prompt tokens per repeat on the test model's vocabulary.
+func renderSources(used []Source, titles bool) string {
 	type group struct {
 		name   string
 		blocks []string
@@ -134,7 +147,10 @@ func renderSources(used []Source) string {
 	}
 	parts := make([]string, len(order))
 	for i, g := range order {
-		parts[i] = g.name + "\n" + strings.Join(g.blocks, "\n")
+		parts[i] = strings.Join(g.blocks, "\n")
+		if titles {
+			parts[i] = g.name + "\n" + parts[i]
+		}
 	}
 	return strings.Join(parts, "\n\n")
 }
@@ -178,10 +194,10 @@ func oneLine(s string) string {
 
 // fitSources renders the sources block within limit tokens (see BuildPrompt for the rule). The
 // whole block is recounted at each step, so the decision matches the count reported.
-func fitSources(sources []Source, limit int) (string, []Source) {
+func fitSources(sources []Source, limit int, titles bool) (string, []Source) {
 	var used []Source
 	fits := func(c Source) bool {
-		return chunk.CountTokens(renderSources(append(used[:len(used):len(used)], c))) <= limit
+		return chunk.CountTokens(renderSources(append(used[:len(used):len(used)], c), titles)) <= limit
 	}
 	for _, s := range sources {
 		if fits(s) {
@@ -203,7 +219,7 @@ func fitSources(sources []Source, limit int) (string, []Source) {
 	if len(used) == 0 {
 		return "", nil
 	}
-	return renderSources(used), used
+	return renderSources(used, titles), used
 }
 
 // cutAtSentence returns the longest prefix of text ending at a sentence boundary for which fits

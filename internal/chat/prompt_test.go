@@ -56,27 +56,31 @@ func TestBuildPromptGolden(t *testing.T) {
 	}
 	for _, tc := range []struct {
 		name     string
-		system   string
+		layout   Layout
 		history  []llm.Message
 		question string
 		sources  []Source
 		budget   Budget
 	}{
-		{name: "basic", system: DefaultSystemPrompt, question: "  How many vacation days do I get?  ",
+		{name: "basic", layout: Layout{System: DefaultSystemPrompt}, question: "  How many vacation days do I get?  ",
 			sources: goldenSources, budget: guide},
-		{name: "history", system: "You answer HR questions.", history: history,
+		// Titles on: each document's sources under its name, once, without the type extension;
+		// brackets and line breaks in a name cannot pass for citation syntax.
+		{name: "titles", layout: Layout{System: DefaultSystemPrompt, DocumentTitles: true}, question: "How many vacation days do I get?",
+			sources: goldenSources, budget: guide},
+		{name: "history", layout: Layout{System: "You answer HR questions."}, history: history,
 			question: "Do unused days expire?", sources: goldenSources[:2], budget: guide},
 		// A small window: the third source is cut after its first sentence, the fourth dropped,
 		// and of the two history turns only the newest fits.
-		{name: "tight", system: "Be brief.", history: history, question: "Do unused days expire?",
+		{name: "tight", layout: Layout{System: "Be brief.", DocumentTitles: true}, history: history, question: "Do unused days expire?",
 			sources: goldenSources, budget: Budget{System: 100, History: 40, Context: 75, Response: 64, NumCtx: 512}},
-		{name: "question_too_long", system: "Be brief.", question: words("why", 400),
+		{name: "question_too_long", layout: Layout{System: "Be brief."}, question: words("why", 400),
 			sources: goldenSources, budget: Budget{System: 100, History: 40, Context: 75, Response: 64, NumCtx: 512}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			msgs, used, rep := BuildPrompt(tc.system, tc.history, tc.question, tc.sources, tc.budget)
+			msgs, used, rep := BuildPrompt(tc.layout, tc.history, tc.question, tc.sources, tc.budget)
 			got := renderPrompt(msgs, used, rep)
-			again := renderPrompt(BuildPrompt(tc.system, tc.history, tc.question, tc.sources, tc.budget))
+			again := renderPrompt(BuildPrompt(tc.layout, tc.history, tc.question, tc.sources, tc.budget))
 			if got != again {
 				t.Fatal("BuildPrompt is not deterministic")
 			}
@@ -104,7 +108,7 @@ func TestBuildPromptGolden(t *testing.T) {
 func TestBuildPromptDoesNotModifyInputs(t *testing.T) {
 	src := append([]Source(nil), goldenSources...)
 	b := Budget{System: 100, History: 40, Context: 75, Response: 64, NumCtx: 512}
-	_, used, _ := BuildPrompt("x", nil, "q", src, b)
+	_, used, _ := BuildPrompt(Layout{System: "x"}, nil, "q", src, b)
 	if len(used) == 0 || !used[len(used)-1].Truncated {
 		t.Fatalf("expected a cut source, used %+v", used)
 	}

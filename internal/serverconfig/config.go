@@ -168,6 +168,9 @@ type Search struct {
 	ScoreThreshold       float64 `json:"scoreThreshold"`
 	MaxChunksPerDocument int     `json:"maxChunksPerDocument"`
 	HNSWEf               int     `json:"hnswEf"`
+	// DocumentTitles heads each document's sources in the prompt with its name (the CRD's
+	// retrieval.documentTitles); off, the model sees the sources grouped by document, unnamed.
+	DocumentTitles bool `json:"documentTitles,omitempty"`
 }
 
 // Uploads bound what is accepted.

@@ -10,38 +10,14 @@ import (
 
 	"github.com/ragstack/rag-operator/internal/chunk"
 	"github.com/ragstack/rag-operator/internal/parse"
+	"github.com/ragstack/rag-operator/internal/testbed/gguf"
 )
 
-// vocabulary is the whole-word list of the generated models' tokenizers (a copy of
-// internal/testbed/gguf's words, which that package does not export): each word is one
-// WordPiece token of the tiny bert, so a generated word costs the embedding model one token,
-// as an ordinary English word costs nomic-embed-text about one. Sentence punctuation is one
-// more token.
-var vocabulary = strings.Fields(`
-the of and to in is that it for on with as was at by be this are from or have an not but which
-one all were they we when there can been has more if will no their what so about would out up
-them some into only time other could its than then two may first any these like now over such
-our also new most after where just way even because through each many how well those both very
-good under while last long must still see same being here much make world year day people part
-number sound place water word work back give name line great old small large big light heat
-cold warm fast slow high low left right near far open close start end run walk read write learn
-know think feel find keep hold bring tell ask answer question system model vector index search
-query document chunk text data file page source score rank memory cache queue batch token
-context server client cluster node pod service request response error retry limit budget config
-value field table store disk network power cloud stream build test check ready status state
-level phase health green blue red white black yellow orange purple brown gray river mountain
-forest ocean desert island valley city town village road bridge tower garden flower tree leaf
-stone rock sand snow rain wind storm sun moon star planet earth fire air metal glass paper wood
-iron gold silver copper bread milk cheese apple lemon grape honey sugar salt pepper rice bean
-corn fish bird horse cat dog mouse lion tiger bear wolf fox eagle owl whale shark frog snake bee
-ant spider house room door window wall floor roof chair bed lamp clock book letter story song
-music art color shape circle square point angle edge corner center middle top bottom side front
-inside outside above below between around across along toward away again always never often
-sometimes today tomorrow morning evening night week month season spring summer autumn winter
-early late quick quiet loud soft hard easy simple clear bright dark deep shallow wide narrow
-thick thin heavy empty full rich poor young happy calm brave kind proud wise true false real
-free safe equal whole single double half every few several little enough certain common
-`)
+// vocabulary is the generated models' whole words (internal/testbed/gguf): each word is one
+// token of the tiny bert, so a generated word costs the embedding model one token, as an
+// ordinary English word costs nomic-embed-text about one. Sentence punctuation is one more
+// token.
+var vocabulary = gguf.Words()
 
 // RealWordsPerPage is a printed page of running text; -scale multiplies it.
 const RealWordsPerPage = 500

@@ -121,3 +121,7 @@ func gpt2Encode(s string, m [256]rune) string {
 	}
 	return sb.String()
 }
+
+// Words is the vocabulary's whole words, each one token for every generated tokenizer: text
+// made of them costs a generated model about what ordinary English costs a real one.
+func Words() []string { return uniqueWords() }

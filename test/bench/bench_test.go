@@ -225,7 +225,8 @@ func TestReportFiles(t *testing.T) {
 	}
 	md, _ := os.ReadFile(filepath.Join(dir, "bench.md"))
 	for _, want := range []string{"| 4 | semaphore-4 |", "the guide's claim", "4.00×", "![latency over time",
-		"## Latency objective", "| 1 | ours+slo-tight | 800 ms (-slo-tight) | 1200 ms over 9 answers |", "| **no** | 0.10 / 0.39 | 1 0.5 0.25 0.1 0.2 0.3 |"} {
+		"## Latency objective", "| 1 | ours+slo-tight | 800 ms (-slo-tight) | 1200 ms over 9 answers |", "| **no** | 0.10 / 0.39 | 1 0.5 0.25 0.1 0.2 0.3 |",
+		"| chat TTFT p95 idle vs the best baseline's idle (ours, NUM_PARALLEL 1) | ≤ 1.1× | 200 ms vs 200 ms (semaphore-4) = 1.00×"} {
 		if !strings.Contains(string(md), want) {
 			t.Errorf("bench.md lacks %q", want)
 		}
@@ -279,5 +280,23 @@ func TestPoolRepeats(t *testing.T) {
 	}
 	if got := spread(p, func(f repeatFigures) float64 { return f.ChunksPerSec }, func(v float64) string { return fmt.Sprint(v) }); got != "2–4" {
 		t.Errorf("spread %q", got)
+	}
+}
+
+// TestSlowestSteps: the tail row is the medians over the slowest tenth of the answers with
+// steps, at least three, and absent when too few answers leave nothing to compare it with.
+func TestSlowestSteps(t *testing.T) {
+	var samples []sample
+	for i := range 40 {
+		samples = append(samples, sample{Ms: float64(i), Phase: "idle", Steps: &answerSteps{PromptTokens: 1000 + i}})
+	}
+	samples = append(samples, sample{Ms: 999, Phase: "idle", Err: "timeout"}, sample{Ms: 500, Phase: "ingest", Steps: &answerSteps{PromptTokens: 9}})
+	idle := func(s sample) bool { return s.Phase == "idle" }
+	m := slowestSteps(samples, idle)
+	if m == nil || m.N != 4 || m.TTFT != 37 || m.PromptTokens != 1037 {
+		t.Fatalf("slowest tenth of 40: %+v, want the 4 slowest (36–39 ms)", m)
+	}
+	if m := slowestSteps(samples[:5], idle); m != nil {
+		t.Errorf("5 answers: %+v, want none (3 slowest of 5 is not a tail)", m)
 	}
 }

@@ -134,7 +134,7 @@ func defaultConfig() config {
 		SLOLoose:          30 * time.Second,
 		HealthInterval:    100 * time.Millisecond,
 		ChatInterval:      2 * time.Second,
-		IdleChats:         10, // × 3 repeats: ≥ 30 idle questions per phase
+		IdleChats:         20, // × 3 repeats: 60 idle questions per phase, so that p95 is not the second slowest
 		LimitChunks:       128,
 		LimitTime:         2 * time.Minute,
 		LimitBatch:        64,

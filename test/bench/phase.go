@@ -80,8 +80,11 @@ type phaseResult struct {
 	// answering side's done events (nil when it reports none).
 	StepsIdle   *stepMedians `json:"stepsIdle,omitempty"`
 	StepsIngest *stepMedians `json:"stepsIngest,omitempty"`
-	ChatPath    string       `json:"chatPath"`
-	PeakRSSMiB  float64      `json:"peakRSSMiB"`
+	// StepsIdleSlowest are the same medians over the slowest tenth of the idle answers (by
+	// TTFT, at least 3): what the tail that sets p95 is made of.
+	StepsIdleSlowest *stepMedians `json:"stepsIdleSlowest,omitempty"`
+	ChatPath         string       `json:"chatPath"`
+	PeakRSSMiB       float64      `json:"peakRSSMiB"`
 	// IdleRSSMiB is ours' resident set once started and ready, before the first upload.
 	IdleRSSMiB float64 `json:"idleRSSMiB,omitempty"`
 	// InitSeconds and InitPeakRSSMiB are `rag-server pdf-engine-compile` run on the phase's
@@ -199,6 +202,7 @@ func runPhase(ctx context.Context, cfg config, tg target, r *phaseResult, questi
 	}
 	r.StepsIdle = medianSteps(cs, func(s sample) bool { return s.Phase == "idle" })
 	r.StepsIngest = medianSteps(cs, func(s sample) bool { return s.Phase == "ingest" })
+	r.StepsIdleSlowest = slowestSteps(cs, func(s sample) bool { return s.Phase == "idle" })
 	if n := health.skipped.Load(); n > 0 {
 		r.Notes = append(r.Notes, fmt.Sprintf("%d health probe ticks skipped (100 probes outstanding)", n))
 	}

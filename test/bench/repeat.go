@@ -124,6 +124,7 @@ func pool(rs []*phaseResult) *phaseResult {
 	}
 	p.StepsIdle = medianSteps(chats, func(s sample) bool { return s.Phase == "idle" })
 	p.StepsIngest = medianSteps(chats, func(s sample) bool { return s.Phase == "ingest" })
+	p.StepsIdleSlowest = slowestSteps(chats, func(s sample) bool { return s.Phase == "idle" })
 	return &p
 }
 

@@ -77,11 +77,13 @@ func evaluateGoals(r *report) []goal {
 				g.Met = yes(p.TTFTRatio <= limit && p.ChatIngest.Errors == 0)
 			}
 			gs = append(gs, g)
-			if best := bestIdle(r, np); best != nil && best != p && p.ChatIdle.P95 > 0 {
-				gs = append(gs, goal{Goal: "chat TTFT p95 idle vs the best idle of any strategy (" + who + ")", Target: "≤ 1.1×",
-					Measured: fmt.Sprintf("%s vs %s (%s) = %s; during ingest %s = %s of that best idle", fmtMs(p.ChatIdle.P95), fmtMs(best.ChatIdle.P95), best.Strategy,
-						fmtRatio(p.ChatIdle.P95/best.ChatIdle.P95), fmtMs(p.ChatIngest.P95), fmtRatio(p.ChatIngest.P95/best.ChatIdle.P95)),
-					Met: yes(p.ChatIdle.P95 <= 1.1*best.ChatIdle.P95)})
+			if base, best := bestBaselineIdle(r, np), bestIdle(r, np); base != nil && best != nil && p.ChatIdle.P95 > 0 {
+				gs = append(gs, goal{Goal: "chat TTFT p95 idle vs the best baseline's idle (" + who + ")", Target: "≤ 1.1×",
+					Measured: fmt.Sprintf("%s vs %s (%s) = %s (medians %s vs %s); during ingest %s = %s of the best idle of any strategy (%s, %s)",
+						fmtMs(p.ChatIdle.P95), fmtMs(base.ChatIdle.P95), base.Strategy, fmtRatio(p.ChatIdle.P95/base.ChatIdle.P95),
+						fmtMs(p.ChatIdle.P50), fmtMs(base.ChatIdle.P50),
+						fmtMs(p.ChatIngest.P95), fmtRatio(p.ChatIngest.P95/best.ChatIdle.P95), best.Strategy, fmtMs(best.ChatIdle.P95)),
+					Met: yes(p.ChatIdle.P95 <= 1.1*base.ChatIdle.P95)})
 			}
 			gs = append(gs, goal{Goal: "questions per phase (" + who + ")", Target: "≥ 30 during ingest and ≥ 30 idle",
 				Measured: fmt.Sprintf("%d during ingest, %d idle, over %d repeats", p.ChatIngest.N, p.ChatIdle.N, max(1, len(p.Repeats))),
@@ -229,7 +231,7 @@ func markdown(r *report, png string) string {
 	b.WriteString(markdownGoals(r))
 	if t := markdownSteps(r); t != "" {
 		b.WriteString("\n## Where the time to first token goes\n\n")
-		b.WriteString("Medians per phase, from each answer's done event (the server's `timings`; the baseline app reports the same steps): the question's embedding, the search, building the prompt, then from sending the chat request to its first token, of which Ollama reports the model load and the prefill (prompt eval) itself. TTFT is the client's view and includes the HTTP hops.\n\n")
+		b.WriteString("Medians per phase, from each answer's done event (the server's `timings`; the baseline app reports the same steps): the question's embedding, the search, building the prompt, then from sending the chat request to its first token, of which Ollama reports the model load and the prefill (prompt eval) itself. TTFT is the client's view and includes the HTTP hops. \"idle, slowest tenth\" are the medians over the slowest tenth of the idle answers (at least 3): what the tail that sets the idle p95 is made of.\n\n")
 		b.WriteString(t)
 	}
 	if t := markdownSLO(r); t != "" {
@@ -438,7 +440,7 @@ func markdownSteps(r *report) string {
 		for _, w := range []struct {
 			when string
 			m    *stepMedians
-		}{{"idle", p.StepsIdle}, {"ingest", p.StepsIngest}} {
+		}{{"idle", p.StepsIdle}, {"idle, slowest tenth", p.StepsIdleSlowest}, {"ingest", p.StepsIngest}} {
 			if w.m == nil {
 				continue
 			}
@@ -459,6 +461,19 @@ func fmtRSS(p *phaseResult) string {
 		return fmt.Sprintf("%.0f MiB (%.0f)", p.PeakRSSMiB, p.IdleRSSMiB)
 	}
 	return fmt.Sprintf("%.0f MiB", p.PeakRSSMiB)
+}
+
+// bestBaselineIdle is the baseline phase (semaphore-4, unbounded) with the lowest idle chat TTFT
+// p95 on np: issue 14's reference for ours' idle answers.
+func bestBaselineIdle(r *report, np int) *phaseResult {
+	var best *phaseResult
+	for _, p := range r.Phases {
+		if p.NumParallel == np && (p.Strategy == stratSemaphore || p.Strategy == stratUnbounded) && p.ChatIdle.P95 > 0 &&
+			(best == nil || p.ChatIdle.P95 < best.ChatIdle.P95) {
+			best = p
+		}
+	}
+	return best
 }
 
 // bestIdle is the phase with the lowest idle chat TTFT p95 on np.

@@ -2,6 +2,7 @@ package main
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"fmt"
 	"io"
@@ -87,6 +88,23 @@ type stepMedians struct {
 	Load         float64 `json:"loadMs"`
 	PromptEval   float64 `json:"promptEvalMs"`
 	PromptTokens float64 `json:"promptTokens"`
+}
+
+// slowestSteps is medianSteps over the slowest tenth (at least 3) of the kept answers that
+// reported their steps, by TTFT.
+func slowestSteps(samples []sample, keep func(sample) bool) *stepMedians {
+	var kept []sample
+	for _, s := range samples {
+		if s.Steps != nil && s.Err == "" && keep(s) {
+			kept = append(kept, s)
+		}
+	}
+	n := max(3, len(kept)/10)
+	if len(kept) < 2*n {
+		return nil
+	}
+	slices.SortStableFunc(kept, func(a, b sample) int { return cmp.Compare(b.Ms, a.Ms) })
+	return medianSteps(kept[:n], func(sample) bool { return true })
 }
 
 func medianSteps(samples []sample, keep func(sample) bool) *stepMedians {

@@ -1,6 +1,7 @@
 package chat
 
 import (
+	"cmp"
 	"context"
 	"fmt"
 	"math/rand/v2"
@@ -103,9 +104,9 @@ func BenchmarkPromptLayout(b *testing.B) {
 	for j, l := range layouts {
 		b.ReportMetric(float64(median(l.ttft).Milliseconds()), l.name+"-ttft-ms")
 		b.ReportMetric(float64(median(l.prefill).Milliseconds()), l.name+"-prefill-ms")
-		b.ReportMetric(float64(medianInt(l.tokens)), l.name+"-tokens")
+		b.ReportMetric(float64(median(l.tokens)), l.name+"-tokens")
 		if j > 0 {
-			b.ReportMetric(medianFloat(ratios[j]), l.name+"-ttft-ratio")
+			b.ReportMetric(median(ratios[j]), l.name+"-ttft-ratio")
 		}
 	}
 }
@@ -165,19 +166,8 @@ func firstToken(ctx context.Context, b *testing.B, oc *api.Client, msgs []llm.Me
 	return ttft, prefill, tokens
 }
 
-func median(d []time.Duration) time.Duration {
-	s := slices.Clone(d)
-	slices.Sort(s)
-	return s[len(s)/2]
-}
-
-func medianFloat(d []float64) float64 {
-	s := slices.Clone(d)
-	slices.Sort(s)
-	return s[len(s)/2]
-}
-
-func medianInt(d []int) int {
+// median is the middle element of a sorted copy of d (the upper one of an even count).
+func median[T cmp.Ordered](d []T) T {
 	s := slices.Clone(d)
 	slices.Sort(s)
 	return s[len(s)/2]
